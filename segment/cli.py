@@ -1,0 +1,200 @@
+"""The `segment` command line: parses options into a SegmentConfig and calls the API.
+
+Exit codes: 0 success, 1 some input failed (one line per failure on stderr),
+2 usage error (bad option value).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from segment import __version__
+from segment.config import (
+    AUTO,
+    COLOR_SPACES,
+    CONFIDENCE_FORMATS,
+    COVARIANCE_TYPES,
+    DENOISE_FILTERS,
+    INIT_METHODS,
+    SegmentConfig,
+)
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+
+
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    return enum.Enum(name, {v.replace("+", "_plus_plus"): v for v in values}, type=str)
+
+
+ColorSpace = _choices("ColorSpace", COLOR_SPACES)
+Covariance = _choices("Covariance", COVARIANCE_TYPES)
+InitMethod = _choices("InitMethod", INIT_METHODS)
+Denoise = _choices("Denoise", DENOISE_FILTERS)
+ConfidenceFormat = _choices("ConfidenceFormat", CONFIDENCE_FORMATS)
+
+_DEFAULT = SegmentConfig()
+_MODEL_PANEL = "Model"
+_IMAGE_PANEL = "Preprocessing and post-processing"
+_OUTPUT_PANEL = "Output and resources"
+
+# (config field, annotation, default, flags, help, panel)
+_CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
+    ("n_components", str, str(_DEFAULT.n_components), ("-k", "--components"),
+     "Number of mixture components, or 'auto' (lowest BIC).", _MODEL_PANEL),
+    ("color_space", ColorSpace, ColorSpace(_DEFAULT.color_space), ("--color-space",),
+     "Colour features.", _MODEL_PANEL),
+    ("position_weight", float, _DEFAULT.position_weight, ("--position-weight",),
+     "Weight of x,y: 1 makes the image's long side count as much as black-to-white; 0 = off.", _MODEL_PANEL),
+    ("covariance_type", Covariance, Covariance(_DEFAULT.covariance_type), ("--covariance",),
+     "Covariance structure of the components.", _MODEL_PANEL),
+    ("smoothing", float, _DEFAULT.smoothing, ("--smooth",),
+     "Strength of the spatial (Potts) prior during EM; 0 = plain mixture.", _MODEL_PANEL),
+    ("max_iter", int, _DEFAULT.max_iter, ("--max-iter",), "Maximum EM iterations.", _MODEL_PANEL),
+    ("tol", float, _DEFAULT.tol, ("--tol",), "Convergence threshold on the mean log-likelihood.", _MODEL_PANEL),
+    ("reg_covar", float, _DEFAULT.reg_covar, ("--reg-covar",), "Added to covariance diagonals.", _MODEL_PANEL),
+    ("n_init", int, _DEFAULT.n_init, ("--n-init",), "Number of initialisations (best kept).", _MODEL_PANEL),
+    ("init_params", InitMethod, InitMethod(_DEFAULT.init_params), ("--init",), "Initialisation of the means.", _MODEL_PANEL),
+    ("seed", int, _DEFAULT.seed, ("--seed",), "Random seed (same seed, same labels).", _MODEL_PANEL),
+    ("fit_sample", int, _DEFAULT.fit_sample, ("--fit-sample",),
+     "Fit on at most this many pixels (grid sample), then label all; 0 = all.", _MODEL_PANEL),
+    ("max_side", Optional[int], _DEFAULT.max_side, ("--max-side",), "Downscale so the longer side is at most this.", _IMAGE_PANEL),
+    ("denoise", Denoise, Denoise(_DEFAULT.denoise), ("--denoise",), "Pre-filter before features.", _IMAGE_PANEL),
+    ("denoise_size", int, _DEFAULT.denoise_size, ("--denoise-size",), "Pre-filter kernel diameter (odd).", _IMAGE_PANEL),
+    ("min_size", int, _DEFAULT.min_size, ("--min-size",),
+     "Merge regions smaller than this many pixels into their longest-border neighbour.", _IMAGE_PANEL),
+    ("hole_size", int, _DEFAULT.hole_size, ("--hole-size",), "Fill enclosed regions smaller than this.", _IMAGE_PANEL),
+    ("opening_radius", int, _DEFAULT.opening_radius, ("--opening",), "Per-label opening radius (0 = off).", _IMAGE_PANEL),
+    ("closing_radius", int, _DEFAULT.closing_radius, ("--closing",), "Per-label closing radius (0 = off).", _IMAGE_PANEL),
+    ("relabel", bool, _DEFAULT.relabel, ("--relabel/--no-relabel",),
+     "One label per connected region instead of per component.", _IMAGE_PANEL),
+    ("save", str, ",".join(_DEFAULT.save), ("--save",),
+     "Outputs to write, comma-separated: labels,color,overlay,confidence,json.", _OUTPUT_PANEL),
+    ("confidence_format", ConfidenceFormat, ConfidenceFormat(_DEFAULT.confidence_format), ("--confidence-format",),
+     "File format of the confidence map.", _OUTPUT_PANEL),
+    ("max_pixels", int, _DEFAULT.max_pixels, ("--max-pixels",), "Refuse images with more pixels than this.", _OUTPUT_PANEL),
+    ("n_jobs", Optional[int], _DEFAULT.n_jobs, ("--threads",), "Threads for the EM kernels (default: all cores).", _OUTPUT_PANEL),
+]
+_FLAG_OF = {name: flags[-1].split("/")[0] for name, _, _, flags, _, _ in _CONFIG_OPTIONS}
+
+
+def build_config(**values: Any) -> SegmentConfig:
+    """A SegmentConfig from CLI option values; a bad value is a usage error naming the option."""
+    values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
+    components = values["n_components"]
+    if components != AUTO:
+        try:
+            values["n_components"] = int(components)
+        except ValueError:
+            raise typer.BadParameter(f"must be an integer or 'auto'; got {components!r}", param_hint="'-k' / '--components'") from None
+    try:
+        return SegmentConfig(**values)
+    except ValueError as exc:
+        field = str(exc).split(" ", 1)[0]
+        raise typer.BadParameter(str(exc), param_hint=f"'{_FLAG_OF.get(field, field)}'") from None
+
+
+def with_config_options(command):
+    """Add every SegmentConfig option to a Typer command, passed in as ``config``."""
+    signature = inspect.signature(command, eval_str=True)
+    extra = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=default,
+            annotation=Annotated[annotation, typer.Option(*flags, help=help_text, rich_help_panel=panel)],
+        )
+        for name, annotation, default, flags, help_text, panel in _CONFIG_OPTIONS
+    ]
+    own = [p for p in signature.parameters.values() if p.name != "config"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name, *_ in _CONFIG_OPTIONS}
+        return command(config=build_config(**values), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + extra)
+    wrapper.__annotations__ = {}  # Typer reads the signature above instead
+    del wrapper.__wrapped__
+    return wrapper
+
+
+app = typer.Typer(
+    name="segment",
+    help="Segment images with Gaussian mixture models fitted by fast EM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"segment {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Segment images with Gaussian mixture models fitted by fast EM."""
+
+
+def report_error(message: str) -> None:
+    """One line on stderr: ``error: <file>: <cause>``."""
+    typer.echo(f"error: {message}", err=True)
+
+
+@app.command("image")
+@with_config_options
+def image_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files to segment.", show_default=False)],
+    outdir: Annotated[Path, typer.Option("-o", "--output", help="Output directory (created if missing).")],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
+    config: SegmentConfig = _DEFAULT,
+) -> None:
+    """Segment one or more images; write label map, pictures and a JSON summary per image.
+
+    Exit code 0 when every image succeeded, 1 when any failed, 2 on a usage error.
+    """
+    stems = [path.stem for path in inputs]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
+    from segment.io import SegmentError
+    from segment.pipeline import segment_image
+
+    failed = 0
+    for path in inputs:
+        try:
+            result = segment_image(path, config)
+            written = result.save(outdir)
+        except (SegmentError, ValueError, OSError, MemoryError) as exc:
+            message = str(exc)
+            report_error(message if message.startswith(str(path)) else f"{path}: {message}")
+            failed += 1
+            continue
+        if not quiet:
+            first = next(iter(written.values()), outdir)
+            typer.echo(
+                f"{path}: {result.n_labels} labels, {result.timings['total']:.2f} s "
+                f"-> {first.parent}/{path.stem}_*"
+            )
+    if failed:
+        raise typer.Exit(ExitCode.FAILED)
+

@@ -1,0 +1,192 @@
+"""SegmentConfig: every knob of the pipeline with its default, validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+COLOR_SPACES = ("lab", "rgb", "hsv", "gray")
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+INIT_METHODS = ("kmeans++", "random_from_data")
+DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json")
+CONFIDENCE_FORMATS = ("npy", "tif")
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """All settings of :func:`segment.segment_image`, with their defaults.
+
+    Parameters
+    ----------
+    n_components : int or "auto"
+        Number of mixture components (colour classes). ``"auto"`` picks the
+        number in ``auto_range`` with the lowest BIC on the fit sample.
+    color_space : {"lab", "rgb", "hsv", "gray"}
+        Colour features. Every space is scaled so that its main axis spans
+        0..100 (Lab's L natively). Greyscale images always use intensity.
+    position_weight : float
+        Weight of the (x, y) position features. Positions are scaled so that
+        the image's longer side spans ``100 * position_weight`` feature units,
+        the same span as black-to-white in colour: 1 makes crossing the whole
+        image count as much as going from black to white, whatever the image
+        size. 0 turns position off.
+    covariance_type : {"full", "diag", "spherical", "tied"}
+        Covariance structure of the components (scikit-learn's meaning).
+    max_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Convergence threshold on the change of the mean log-likelihood.
+    reg_covar : float
+        Added to the covariance diagonals, in squared feature units.
+    n_init : int
+        Number of initialisations; the best fit is kept.
+    init_params : {"kmeans++", "random_from_data"}
+        How the initial means are chosen.
+    seed : int
+        Random seed: the same seed gives the same labels.
+    fit_sample : int
+        Fit the mixture on at most this many pixels (a stratified grid
+        sample), then label every pixel. 0 fits on all pixels.
+    smoothing : float
+        Strength (beta) of the Potts prior that makes neighbouring pixels
+        prefer the same label during EM; 0 is a plain per-pixel mixture.
+    auto_range : tuple of int
+        Smallest and largest number of components tried by ``"auto"``.
+    max_side : int or None
+        Downscale the image so that its longer side is at most this.
+    denoise : {"none", "gaussian", "median", "bilateral"}
+        Pre-filter applied before features are computed.
+    denoise_size : int
+        Kernel diameter of the pre-filter in pixels (odd).
+    min_size : int
+        Connected regions smaller than this many pixels are merged into the
+        neighbour they share the longest border with.
+    hole_size : int
+        Regions smaller than this, enclosed by a single other region, take
+        that region's label.
+    opening_radius, closing_radius : int
+        Radius of a per-label morphological opening / closing (0 = off).
+    relabel : bool
+        Give every connected region its own label (what a person counts as
+        segments) instead of one label per mixture component.
+    save : tuple of str
+        Outputs written by ``Segmentation.save``: any of "labels", "color",
+        "overlay", "confidence", "json".
+    confidence_format : {"npy", "tif"}
+        File format of the per-pixel confidence (max posterior) map.
+    max_pixels : int
+        Images with more pixels than this are refused before decoding.
+    n_jobs : int or None
+        Number of threads for the EM kernels; None uses Numba's default.
+    """
+
+    n_components: int | str = 6
+    color_space: str = "lab"
+    position_weight: float = 0.5
+    covariance_type: str = "full"
+    max_iter: int = 100
+    tol: float = 1e-3
+    reg_covar: float = 1e-2
+    n_init: int = 1
+    init_params: str = "kmeans++"
+    seed: int = 0
+    fit_sample: int = 200_000
+    smoothing: float = 0.0
+    auto_range: tuple[int, int] = (2, 10)
+    max_side: int | None = None
+    denoise: str = "none"
+    denoise_size: int = 5
+    min_size: int = 0
+    hole_size: int = 0
+    opening_radius: int = 0
+    closing_radius: int = 0
+    relabel: bool = False
+    save: tuple[str, ...] = field(default=("labels", "color", "overlay", "json"))
+    confidence_format: str = "npy"
+    max_pixels: int = 500_000_000
+    n_jobs: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.save, str):
+            object.__setattr__(self, "save", tuple(s.strip() for s in self.save.split(",") if s.strip()))
+        else:
+            object.__setattr__(self, "save", tuple(self.save))
+        object.__setattr__(self, "auto_range", tuple(self.auto_range))
+        _validate(self)
+
+    def replace(self, **changes: Any) -> "SegmentConfig":
+        """Return a copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown SegmentConfig field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict."""
+        out = dataclasses.asdict(self)
+        out["save"] = list(self.save)
+        out["auto_range"] = list(self.auto_range)
+        return out
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+
+
+def _check_number(name: str, value: Any, minimum: float, *, strict: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}; got {value}")
+
+
+def _validate(cfg: SegmentConfig) -> None:
+    if cfg.n_components != AUTO:
+        _check_int("n_components", cfg.n_components, 1)
+    if len(cfg.auto_range) != 2:
+        raise ValueError(f"auto_range must be (min, max); got {cfg.auto_range!r}")
+    for bound in cfg.auto_range:
+        _check_int("auto_range", bound, 1)
+    if cfg.auto_range[0] > cfg.auto_range[1]:
+        raise ValueError(f"auto_range must be (min, max) with min <= max; got {cfg.auto_range!r}")
+    _check_choice("color_space", cfg.color_space, COLOR_SPACES)
+    _check_choice("covariance_type", cfg.covariance_type, COVARIANCE_TYPES)
+    _check_choice("init_params", cfg.init_params, INIT_METHODS)
+    _check_choice("denoise", cfg.denoise, DENOISE_FILTERS)
+    _check_choice("confidence_format", cfg.confidence_format, CONFIDENCE_FORMATS)
+    _check_number("position_weight", cfg.position_weight, 0.0)
+    _check_number("tol", cfg.tol, 0.0)
+    _check_number("reg_covar", cfg.reg_covar, 0.0)
+    _check_number("smoothing", cfg.smoothing, 0.0)
+    _check_int("max_iter", cfg.max_iter, 1)
+    _check_int("n_init", cfg.n_init, 1)
+    _check_int("seed", cfg.seed, 0)
+    _check_int("fit_sample", cfg.fit_sample, 0)
+    _check_int("denoise_size", cfg.denoise_size, 1)
+    if cfg.denoise_size % 2 == 0:
+        raise ValueError(f"denoise_size must be odd; got {cfg.denoise_size}")
+    _check_int("min_size", cfg.min_size, 0)
+    _check_int("hole_size", cfg.hole_size, 0)
+    _check_int("opening_radius", cfg.opening_radius, 0)
+    _check_int("closing_radius", cfg.closing_radius, 0)
+    _check_int("max_pixels", cfg.max_pixels, 1)
+    if cfg.max_side is not None:
+        _check_int("max_side", cfg.max_side, 1)
+    if cfg.n_jobs is not None:
+        _check_int("n_jobs", cfg.n_jobs, 1)
+    if not isinstance(cfg.relabel, bool):
+        raise ValueError(f"relabel must be True or False; got {cfg.relabel!r}")
+    for kind in cfg.save:
+        _check_choice("save", kind, OUTPUT_KINDS)

@@ -1,0 +1,266 @@
+"""BSDS500 region benchmarks: Probabilistic Rand Index, Variation of Information
+and Segmentation Covering (see the BSDS500 README for the definitions).
+
+Every measure is computed from the contingency table of a predicted label image
+against one human segmentation; label values need not be consecutive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_LABEL_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".pgm")
+
+
+def contingency_table(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Count the pixels shared by each pair of predicted and true labels.
+
+    Parameters
+    ----------
+    pred, truth : numpy.ndarray
+        Integer label images of the same, non-empty shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 array of shape ``(n_pred_labels, n_truth_labels)``; entry ``[u, v]``
+        counts pixels with the u-th smallest label of ``pred`` and the v-th of ``truth``.
+    """
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"shape mismatch: pred {pred.shape} vs truth {truth.shape}")
+    for name, image in (("pred", pred), ("truth", truth)):
+        if image.dtype.kind not in "iub" or image.size == 0:
+            raise ValueError(f"{name} must be a non-empty integer label image")
+    pred_labels, pred_index = np.unique(pred.ravel(), return_inverse=True)
+    truth_labels, truth_index = np.unique(truth.ravel(), return_inverse=True)
+    shape = (pred_labels.size, truth_labels.size)
+    pair_index = pred_index.astype(np.int64) * shape[1] + truth_index
+    counts = np.bincount(pair_index, minlength=shape[0] * shape[1])
+    return counts.astype(np.int64, copy=False).reshape(shape)
+
+
+def _rand_index_from_table(table: np.ndarray) -> float:
+    """RI = 1 - (sum a_u^2 / 2 + sum b_v^2 / 2 - sum n_uv^2) / (N (N - 1) / 2)."""
+    n = float(table.sum())
+    if n < 2:
+        return 1.0
+    table = table.astype(np.float64)
+    rows, cols = table.sum(axis=1), table.sum(axis=0)
+    disagreeing = np.sum(rows**2) / 2 + np.sum(cols**2) / 2 - np.sum(table**2)
+    return float(1.0 - disagreeing / (n * (n - 1) / 2))
+
+
+def _variation_of_information_from_table(table: np.ndarray) -> float:
+    """VoI in bits as H(S|G) + H(G|S), which equals H(S) + H(G) - 2 I(S; G)."""
+    rows, cols = np.nonzero(table)
+    joint = table[rows, cols].astype(np.float64)
+    row_sums = table.sum(axis=1)[rows]
+    col_sums = table.sum(axis=0)[cols]
+    weights = joint / joint.sum()
+    return float(-np.sum(weights * (np.log2(joint / row_sums) + np.log2(joint / col_sums))))
+
+
+def _covering_terms_from_table(table: np.ndarray) -> tuple[float, int]:
+    """Sum over truth regions (columns) of |R| * best IoU, and the pixel count."""
+    rows, cols = np.nonzero(table)
+    overlap = table[rows, cols].astype(np.float64)
+    pred_sizes, truth_sizes = table.sum(axis=1), table.sum(axis=0)
+    iou = overlap / (pred_sizes[rows] + truth_sizes[cols] - overlap)
+    best_iou = np.zeros(table.shape[1])
+    np.maximum.at(best_iou, cols, iou)
+    return float(np.sum(truth_sizes * best_iou)), int(truth_sizes.sum())
+
+
+def rand_index(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Rand index: fraction of pixel pairs grouped alike by ``pred`` and ``truth``.
+
+    Parameters
+    ----------
+    pred, truth : numpy.ndarray
+        Integer label images of the same shape.
+
+    Returns
+    -------
+    float
+        Value in [0, 1]; 1 for identical partitions.
+    """
+    return _rand_index_from_table(contingency_table(pred, truth))
+
+
+def variation_of_information(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Variation of Information ``H(pred) + H(truth) - 2 I(pred; truth)`` in bits.
+
+    Parameters
+    ----------
+    pred, truth : numpy.ndarray
+        Integer label images of the same shape.
+
+    Returns
+    -------
+    float
+        Non-negative value; 0 for identical partitions.
+    """
+    return _variation_of_information_from_table(contingency_table(pred, truth))
+
+
+def covering_terms(pred: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
+    """Poolable terms of the covering of ``truth`` by ``pred``.
+
+    Parameters
+    ----------
+    pred, truth : numpy.ndarray
+        Integer label images of the same shape.
+
+    Returns
+    -------
+    tuple of (float, int)
+        Sum over regions R of ``truth`` of ``|R| * max_R' IoU(R, R')`` with R' a
+        region of ``pred``, and the number of pixels (the sum of ``|R|``).
+    """
+    return _covering_terms_from_table(contingency_table(pred, truth))
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """Scores of one segmentation against the human segmentations of its image."""
+
+    pri: float
+    voi: float
+    covering_sum: float
+    covering_total: int
+    n_segments: int
+
+    @property
+    def covering(self) -> float:
+        """Covering of this image's annotations: ``covering_sum / covering_total``."""
+        return self.covering_sum / self.covering_total
+
+
+@dataclass(frozen=True)
+class DatasetScores:
+    """Dataset figures: mean PRI, mean VoI, pooled covering, mean segment count."""
+
+    pri: float
+    voi: float
+    covering: float
+    n_segments: float
+    n_images: int
+
+
+def evaluate(pred: np.ndarray, truths: Sequence[np.ndarray]) -> ImageScores:
+    """Score one segmentation against the M human segmentations of its image.
+
+    Parameters
+    ----------
+    pred : numpy.ndarray
+        Integer label image.
+    truths : sequence of numpy.ndarray
+        Human segmentations, each of the same shape as ``pred``.
+
+    Returns
+    -------
+    ImageScores
+        PRI and VoI averaged over ``truths``; covering terms summed over them.
+    """
+    if len(truths) == 0:
+        raise ValueError("evaluate needs at least one ground-truth segmentation")
+    tables = [contingency_table(pred, truth) for truth in truths]
+    terms = [_covering_terms_from_table(table) for table in tables]
+    return ImageScores(
+        pri=float(np.mean([_rand_index_from_table(t) for t in tables])),
+        voi=float(np.mean([_variation_of_information_from_table(t) for t in tables])),
+        covering_sum=float(sum(weighted for weighted, _ in terms)),
+        covering_total=sum(total for _, total in terms),
+        n_segments=tables[0].shape[0],
+    )
+
+
+def summarize(scores: Sequence[ImageScores]) -> DatasetScores:
+    """Combine per-image scores into dataset figures.
+
+    Parameters
+    ----------
+    scores : sequence of ImageScores
+        One entry per image.
+
+    Returns
+    -------
+    DatasetScores
+        Means over images of PRI, VoI and segment count; covering pooled as
+        ``sum(covering_sum) / sum(covering_total)``.
+    """
+    if len(scores) == 0:
+        raise ValueError("summarize needs at least one ImageScores")
+    return DatasetScores(
+        pri=float(np.mean([s.pri for s in scores])),
+        voi=float(np.mean([s.voi for s in scores])),
+        covering=sum(s.covering_sum for s in scores) / sum(s.covering_total for s in scores),
+        n_segments=float(np.mean([s.n_segments for s in scores])),
+        n_images=len(scores),
+    )
+
+
+def _load_mat(path: Path) -> list[np.ndarray]:
+    """Read the ``Segmentation`` of every cell of a BSDS ``groundTruth`` array."""
+    import scipy.io
+
+    errors = (scipy.io.matlab.MatReadError, NotImplementedError, OSError, ValueError,
+              KeyError, IndexError, TypeError)
+    try:
+        cells = scipy.io.loadmat(str(path))["groundTruth"].ravel()
+        return [np.asarray(cell["Segmentation"][0, 0], dtype=np.int64) for cell in cells]
+    except errors as exc:
+        raise ValueError(f"{path}: not a readable BSDS ground-truth file ({exc})") from exc
+
+
+def _load_label_image(path: Path) -> np.ndarray:
+    """Read one single-channel integer label image."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: cannot be read as an image")
+    if image.ndim != 2 or image.dtype.kind not in "iu":
+        raise ValueError(f"{path}: not a single-channel integer label image "
+                         f"(shape {image.shape}, dtype {image.dtype})")
+    return image.astype(np.int64)
+
+
+def load_ground_truth(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Load the human segmentations of one image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A BSDS500 ``.mat`` file (all its annotations), one label image file
+        (PNG/TIFF; one annotation) or a directory of label images (one
+        annotation per file, in name order).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        (H, W) int64 label images.
+
+    Raises
+    ------
+    ValueError
+        If the path is missing or unreadable, or holds no annotation.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _LABEL_IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{path}: directory contains no label images")
+        return [_load_label_image(p) for p in files]
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file or directory")
+    truths = _load_mat(path) if path.suffix.lower() == ".mat" else [_load_label_image(path)]
+    if not truths:
+        raise ValueError(f"{path}: contains no annotations")
+    return truths

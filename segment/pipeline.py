@@ -1,0 +1,338 @@
+"""segment_image(): load → features → fit (EM) → label → post-process, timed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segment import features, io, postprocess, preprocess, render
+from segment.config import AUTO, SegmentConfig
+from segment.gmm import ConvergenceWarning, GaussianMixture
+
+# Sample used to compare numbers of components for n_components="auto".
+AUTO_SAMPLE = 50_000
+
+
+@dataclass
+class Segmentation:
+    """The result of :func:`segment_image`.
+
+    Attributes
+    ----------
+    labels : (H, W) int32 ndarray
+        Label of every pixel: mixture components 1..K in a deterministic order
+        (by mean feature, luminance first), or connected regions 1..R with
+        ``relabel``; 0 marks transparent pixels that took no part.
+    model : GaussianMixture or None
+        The fitted (or given) mixture; None when no pixel was usable.
+    config : SegmentConfig
+        The settings used.
+    confidence : (H, W) float32 ndarray
+        Posterior probability of each pixel's component (0 where transparent).
+    image : ndarray
+        The image as segmented (after downscaling and denoising).
+    timings : dict
+        Seconds per stage.
+    log_likelihood_history : list of float
+        Mean log-likelihood per EM iteration.
+    source : str or None
+        Input path, when a path was given.
+    components : list of dict
+        Per component: label, weight, mean feature vector, pixel count and
+        mean colour of its pixels in the final (pre-relabel) map.
+    """
+
+    labels: np.ndarray
+    model: GaussianMixture | None
+    config: SegmentConfig
+    confidence: np.ndarray
+    image: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    log_likelihood_history: list[float] = field(default_factory=list)
+    source: str | None = None
+    components: list[dict[str, Any]] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_labels(self) -> int:
+        """Number of distinct non-background labels."""
+        values = np.unique(self.labels)
+        return int((values != postprocess.BACKGROUND).sum())
+
+    def to_rgb(self) -> np.ndarray:
+        """Colourised label map, (H, W, 3) uint8."""
+        return render.colorize(self.labels)
+
+    def overlay(self, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
+        """The image with region boundaries drawn on it, (H, W, 3) uint8."""
+        return render.overlay(self.image, self.labels, color)
+
+    def save(self, outdir: str | os.PathLike, stem: str | None = None) -> dict[str, Path]:
+        """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`."""
+        from segment.outputs import save_segmentation
+
+        return save_segmentation(self, outdir, stem)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable description: input, settings, components, fit, timings."""
+        from segment import __version__
+
+        model = self.model
+        return {
+            "segment_version": __version__,
+            "input": {"path": self.source, "shape": list(self.image.shape), "dtype": str(self.image.dtype)},
+            "settings": self.config.to_dict(),
+            "n_components": int(model.n_components) if model is not None else 0,
+            "n_labels": self.n_labels,
+            "features": self.feature_names,
+            "components": self.components,
+            "log_likelihood": _finite_or_none(getattr(model, "lower_bound_", None)),
+            "iterations": int(getattr(model, "n_iter_", 0)),
+            "converged": bool(getattr(model, "converged_", False)),
+            "log_likelihood_history": [float(v) for v in self.log_likelihood_history],
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+        }
+
+
+def segment_image(
+    image: np.ndarray | str | os.PathLike,
+    config: SegmentConfig | None = None,
+    *,
+    model: GaussianMixture | None = None,
+    **overrides: Any,
+) -> Segmentation:
+    """Segment an image with a Gaussian mixture over colour and position.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) ndarray or path-like
+        An RGB(A) or greyscale array (any numeric dtype; never modified) or
+        the path of an image file.
+    config : SegmentConfig, optional
+        Settings; defaults to ``SegmentConfig()``.
+    model : GaussianMixture, optional
+        A fitted model (e.g. from ``segment fit``) to label with instead of
+        fitting one, so label ids mean the same class in every image. Its
+        stored feature settings (colour space, position weight) are used.
+    **overrides
+        SegmentConfig fields to change, e.g. ``n_components=4``.
+
+    Returns
+    -------
+    Segmentation
+
+    Raises
+    ------
+    ValueError
+        Invalid settings (naming the field) or image array.
+    ImageReadError
+        An image path that cannot be read.
+
+    Examples
+    --------
+    >>> import numpy as np, segment
+    >>> image = np.zeros((20, 21, 3), np.uint8); image[:, 10:] = 200
+    >>> result = segment.segment_image(image, n_components=2, position_weight=0)
+    >>> sorted(np.unique(result.labels).tolist())
+    [1, 2]
+    """
+    cfg = config if config is not None else SegmentConfig()
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    if model is not None:
+        cfg = _with_model_features(cfg, model)
+    timings: dict[str, float] = {}
+    start = clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    source = None
+    if isinstance(image, (str, os.PathLike)):
+        source = str(image)
+        pixels = io.load_image(image, max_pixels=cfg.max_pixels)
+    else:
+        pixels = io.as_image(image)
+        if pixels.shape[0] * pixels.shape[1] > cfg.max_pixels:
+            raise ValueError(f"image has {pixels.shape[0] * pixels.shape[1]} pixels, above max_pixels={cfg.max_pixels}")
+    lap("load")
+    pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
+    lap("preprocess")
+    height, width = pixels.shape[:2]
+    valid = _opaque_pixels(pixels)
+    feats = features.pixel_features(pixels, cfg.color_space, cfg.position_weight)
+    if valid is not None:
+        feats = feats[valid]
+    names = features.feature_names(feats.shape[1] - (2 if cfg.position_weight > 0 else 0), cfg.color_space, cfg.position_weight)
+    lap("features")
+
+    flat_labels = np.zeros(height * width, dtype=np.int32)
+    flat_confidence = np.zeros(height * width, dtype=np.float32)
+    with _numba_threads(cfg.n_jobs):
+        if len(feats) and model is None:
+            model = _fit_model(feats, (height, width), valid, cfg)
+        elif model is not None and feats.shape[1] != model.means_.shape[1]:
+            raise ValueError(
+                f"the model expects {model.means_.shape[1]} features but this image gives {feats.shape[1]} "
+                "(a greyscale image with a colour model, or the reverse?)"
+            )
+        lap("fit")
+        if len(feats):
+            components, confidence = model.label(feats)
+            target = slice(None) if valid is None else valid
+            flat_labels[target] = components + 1
+            flat_confidence[target] = confidence
+        lap("label")
+    labels = flat_labels.reshape(height, width)
+    labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
+    labels = postprocess.merge_small_regions(labels, cfg.min_size, cfg.hole_size)
+    component_stats = _component_stats(pixels, labels, model)
+    if cfg.relabel:
+        labels = postprocess.relabel_regions(labels)
+    lap("postprocess")
+    timings["total"] = time.perf_counter() - start
+    return Segmentation(
+        labels=labels,
+        model=model,
+        config=cfg,
+        confidence=flat_confidence.reshape(height, width),
+        image=pixels,
+        timings=timings,
+        log_likelihood_history=list(getattr(model, "log_likelihood_history_", [])),
+        source=source,
+        components=component_stats,
+        feature_names=names,
+    )
+
+
+def _fit_model(feats: np.ndarray, shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig) -> GaussianMixture:
+    rng = np.random.default_rng(cfg.seed)
+    sample = feats[grid_sample(shape, valid, cfg.fit_sample, rng)] if cfg.fit_sample else feats
+    n_components = _choose_n_components(sample, cfg) if cfg.n_components == AUTO else cfg.n_components
+    if n_components > len(sample):
+        raise ValueError(f"n_components={n_components} is larger than the number of pixels ({len(sample)})")
+    model = _new_model(n_components, cfg)
+    with warnings.catch_warnings():
+        # Not converging within max_iter is reported in the summary instead.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(sample)
+    order = np.lexsort(model.means_.T[::-1])
+    model.permute_components(order)
+    model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
+    return model
+
+
+def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
+    return GaussianMixture(
+        n_components,
+        covariance_type=cfg.covariance_type,
+        tol=cfg.tol,
+        reg_covar=cfg.reg_covar,
+        max_iter=cfg.max_iter,
+        n_init=cfg.n_init,
+        init_params=cfg.init_params,
+        random_state=cfg.seed,
+    )
+
+
+def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig) -> int:
+    """The number of components in ``cfg.auto_range`` with the lowest BIC."""
+    rng = np.random.default_rng(cfg.seed)
+    if len(sample) > AUTO_SAMPLE:
+        sample = sample[np.sort(rng.choice(len(sample), AUTO_SAMPLE, replace=False))]
+    low, high = cfg.auto_range
+    candidates = range(low, min(high, len(sample)) + 1)
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for k in candidates:
+            scores[k] = _new_model(k, cfg).fit(sample).bic(sample)
+    return min(scores, key=scores.get) if scores else 1
+
+
+def grid_sample(shape: tuple[int, int], valid: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices (into the valid pixels) of a jittered-grid sample of about ``size`` pixels.
+
+    One random pixel per cell of a regular grid, so every part of the image is
+    represented in proportion to its area, small regions included.
+    """
+    height, width = shape
+    n_valid = height * width if valid is None else int(valid.sum())
+    if n_valid <= size:
+        return np.arange(n_valid)
+    step = max(1.0, np.sqrt(n_valid / size))
+    ys = np.arange(0, height, step)
+    xs = np.arange(0, width, step)
+    rows = np.minimum((ys[:, None] + rng.random((len(ys), len(xs))) * step).astype(np.int64), height - 1)
+    cols = np.minimum((xs[None, :] + rng.random((len(ys), len(xs))) * step).astype(np.int64), width - 1)
+    flat = rows.ravel() * width + cols.ravel()  # one pixel per cell: all distinct
+    if valid is None:
+        return flat
+    position = np.cumsum(valid) - 1
+    return position[flat[valid[flat]]]
+
+
+def _opaque_pixels(image: np.ndarray) -> np.ndarray | None:
+    """Flat mask of pixels with non-zero alpha, or None when every pixel counts."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return None
+    mask = image[:, :, 3].ravel() > 0
+    return None if mask.all() else mask
+
+
+def _component_stats(image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    K = model.n_components
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=K + 1)
+    picture = render.display_rgb(image).reshape(-1, 3)
+    sums = np.stack([np.bincount(flat, weights=picture[:, c], minlength=K + 1) for c in range(3)], axis=1)
+    stats = []
+    for k in range(K):
+        n = int(counts[k + 1])
+        stats.append(
+            {
+                "label": k + 1,
+                "weight": float(model.weights_[k]),
+                "mean_features": [float(v) for v in model.means_[k]],
+                "pixel_count": n,
+                "mean_rgb": [round(float(v), 2) for v in sums[k + 1] / n] if n else None,
+            }
+        )
+    return stats
+
+
+def _with_model_features(cfg: SegmentConfig, model: GaussianMixture) -> SegmentConfig:
+    meta = getattr(model, "metadata_", {}) or {}
+    changes = {key: meta[key] for key in ("color_space", "position_weight") if key in meta}
+    return cfg.replace(n_components=int(model.n_components), **changes)
+
+
+@contextlib.contextmanager
+def _numba_threads(n_jobs: int | None):
+    if n_jobs is None:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None

@@ -1,0 +1,167 @@
+"""Spatial clean-up of a label map: morphology, small-region merging, relabelling.
+
+Label maps are (H, W) int32 with labels >= 1; 0 marks pixels that take no
+part (transparent), and these functions never create or remove zeros.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKGROUND = 0
+
+
+def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int = 0) -> np.ndarray:
+    """Per-label opening, then closing, with a disk of the given radii.
+
+    Opening removes thin protrusions and specks of each label; the freed
+    pixels take the label of the nearest pixel that was kept. Closing fills
+    narrow gaps of each label, labels processed in increasing order.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+    opening_radius, closing_radius : int
+        Disk radii in pixels; 0 skips the operation.
+
+    Returns
+    -------
+    labels : (H, W) int32 ndarray
+        A new array.
+    """
+    import cv2
+    from scipy.ndimage import distance_transform_edt
+
+    labels = labels.astype(np.int32, copy=True)
+    values = [v for v in np.unique(labels) if v != BACKGROUND]
+    if opening_radius > 0:
+        kernel = _disk(opening_radius)
+        freed = np.zeros(labels.shape, dtype=bool)
+        for value in values:
+            mask = (labels == value).astype(np.uint8)
+            freed |= (mask > 0) & (cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) == 0)
+        if freed.any() and not (freed | (labels == BACKGROUND)).all():
+            unusable = freed | (labels == BACKGROUND)
+            rows, cols = distance_transform_edt(unusable, return_distances=False, return_indices=True)
+            labels[freed] = labels[rows[freed], cols[freed]]
+    if closing_radius > 0:
+        kernel = _disk(closing_radius)
+        for value in values:
+            mask = (labels == value).astype(np.uint8)
+            gained = (cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel) > 0) & (labels != BACKGROUND)
+            labels[gained] = value
+    return labels
+
+
+def merge_small_regions(labels: np.ndarray, min_size: int = 0, hole_size: int = 0) -> np.ndarray:
+    """Merge small connected regions into a neighbouring region.
+
+    First every region smaller than ``hole_size`` that is enclosed by a single
+    other region (and does not touch the image border) takes that region's
+    label. Then regions smaller than ``min_size``, smallest first, are merged
+    into the neighbour they share the longest border with (ties: the lower
+    label). Regions are 4-connected. Background (0) is never merged nor merged
+    into.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+    min_size, hole_size : int
+        Area thresholds in pixels; 0 skips the step.
+
+    Returns
+    -------
+    labels : (H, W) int32 ndarray
+        A new array; the set of labels used can only shrink.
+    """
+    from skimage.measure import label as connected_regions
+
+    labels = np.asarray(labels, dtype=np.int32)
+    if min_size <= 1 and hole_size <= 1:
+        return labels.copy()
+    regions = connected_regions(labels, background=-1, connectivity=1) - 1
+    n_regions = int(regions.max()) + 1
+    value_of = np.zeros(n_regions, dtype=np.int32)
+    value_of[regions.ravel()] = labels.ravel()
+    sizes = np.bincount(regions.ravel(), minlength=n_regions)
+    graph = _RegionGraph(regions, n_regions, sizes)
+    movable = value_of != BACKGROUND
+    if hole_size > 1:
+        border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
+        inner = np.ones(n_regions, dtype=bool)
+        inner[border] = False
+        for region in np.flatnonzero(movable & inner & (sizes < hole_size)):
+            neighbours = list(graph.neighbours(region))
+            if len(neighbours) == 1 and movable[neighbours[0]]:
+                graph.merge(region, neighbours[0])
+    if min_size > 1:
+        candidates = np.flatnonzero(movable & (sizes < min_size))
+        for region in candidates[np.argsort(sizes[candidates], kind="stable")]:
+            root = graph.find(region)
+            if graph.size[root] >= min_size:
+                continue
+            neighbours = {n: c for n, c in graph.neighbours(root).items() if movable[n]}
+            if neighbours:
+                target = min(neighbours, key=lambda n: (-neighbours[n], value_of[n], n))
+                graph.merge(root, target)
+    roots = np.array([graph.find(r) for r in range(n_regions)])
+    return value_of[roots][regions]
+
+
+def relabel_regions(labels: np.ndarray) -> np.ndarray:
+    """Give every 4-connected region its own label 1..R (background stays 0)."""
+    from skimage.measure import label as connected_regions
+
+    return connected_regions(np.asarray(labels), background=BACKGROUND, connectivity=1).astype(np.int32)
+
+
+class _RegionGraph:
+    """Union-find over regions with shared-border lengths between current roots."""
+
+    def __init__(self, regions: np.ndarray, n_regions: int, sizes: np.ndarray) -> None:
+        self.parent = np.arange(n_regions)
+        self.size = sizes.astype(np.int64)
+        pairs = [
+            (regions[:, :-1].ravel(), regions[:, 1:].ravel()),
+            (regions[:-1, :].ravel(), regions[1:, :].ravel()),
+        ]
+        a = np.concatenate([p[0] for p in pairs])
+        b = np.concatenate([p[1] for p in pairs])
+        differ = a != b
+        low, high = np.minimum(a[differ], b[differ]), np.maximum(a[differ], b[differ])
+        keys, counts = np.unique(low.astype(np.int64) * n_regions + high, return_counts=True)
+        self.adjacency: dict[int, dict[int, int]] = {}
+        for key, count in zip(keys.tolist(), counts.tolist()):
+            u, v = divmod(key, n_regions)
+            self.adjacency.setdefault(u, {})[v] = count
+            self.adjacency.setdefault(v, {})[u] = count
+
+    def find(self, region: int) -> int:
+        root = region
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[region] != root:
+            self.parent[region], region = root, self.parent[region]
+        return int(root)
+
+    def neighbours(self, root: int) -> dict[int, int]:
+        return self.adjacency.get(root, {})
+
+    def merge(self, source: int, target: int) -> None:
+        """Merge root ``source`` into root ``target``."""
+        self.parent[source] = target
+        self.size[target] += self.size[source]
+        target_edges = self.adjacency.setdefault(target, {})
+        for other, count in self.adjacency.pop(source, {}).items():
+            edges = self.adjacency[other]
+            del edges[source]
+            if other != target:
+                target_edges[other] = target_edges.get(other, 0) + count
+                edges[target] = edges.get(target, 0) + count
+        target_edges.pop(source, None)
+
+
+def _disk(radius: int) -> np.ndarray:
+    import cv2
+
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
