@@ -67,6 +67,8 @@ def save_segmentation(
         raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
     protect = (source,) if source else ()
     paths = output_paths(outdir, stem, kinds, config.confidence_format)
+    if source is not None and any(path.resolve() == source.resolve() for path in paths.values()):
+        raise io.OutputError(f"{source}: an output would overwrite the input file; choose another output directory")
     labels = segmentation.labels
     if "labels" in paths:
         if labels.max() > np.iinfo(np.uint16).max:

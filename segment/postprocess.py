@@ -16,7 +16,8 @@ def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int 
 
     Opening removes thin protrusions and specks of each label; the freed
     pixels take the label of the nearest pixel that was kept. Closing fills
-    narrow gaps of each label, labels processed in increasing order.
+    narrow gaps of each label; a pixel claimed by the closings of several
+    labels keeps its own.
 
     Parameters
     ----------
@@ -46,10 +47,14 @@ def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int 
             labels[freed] = labels[rows[freed], cols[freed]]
     if closing_radius > 0:
         kernel = _disk(closing_radius)
+        claims = np.zeros(labels.shape, dtype=np.int32)
+        winner = np.zeros(labels.shape, dtype=np.int32)
         for value in values:
             mask = (labels == value).astype(np.uint8)
-            gained = (cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel) > 0) & (labels != BACKGROUND)
-            labels[gained] = value
+            gained = (cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel) > 0) & (mask == 0) & (labels != BACKGROUND)
+            claims += gained
+            winner[gained] = value
+        labels[claims == 1] = winner[claims == 1]
     return labels
 
 
