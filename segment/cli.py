@@ -6,10 +6,11 @@ Exit codes: 0 success, 1 some input failed (one line per failure on stderr),
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
-import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -86,6 +87,9 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
      "File format of the confidence map.", _OUTPUT_PANEL),
     ("max_pixels", int, _DEFAULT.max_pixels, ("--max-pixels",), "Refuse images with more pixels than this.", _OUTPUT_PANEL),
     ("n_jobs", Optional[int], _DEFAULT.n_jobs, ("--threads",), "Threads for the EM kernels (default: all cores).", _OUTPUT_PANEL),
+    ("max_memory", Optional[str], _DEFAULT.max_memory, ("--max-memory",),
+     "Memory budget per image, e.g. 2G; larger images are labelled in row bands without post-processing "
+     "(default: half the RAM, shared by the workers).", _OUTPUT_PANEL),
 ]
 _FLAG_OF = {name: flags[-1].split("/")[0] for name, _, _, flags, _, _ in _CONFIG_OPTIONS}
 
@@ -176,25 +180,38 @@ def image_command(
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
-    from segment.io import SegmentError
     from segment.pipeline import segment_image
 
-    failed = 0
+    failures: list[ExitCode] = []
     for path in inputs:
-        try:
+        with _reported_errors(path, failures):
             result = segment_image(path, config)
             written = result.save(outdir)
-        except (SegmentError, ValueError, OSError, MemoryError) as exc:
-            message = str(exc)
-            report_error(message if message.startswith(str(path)) else f"{path}: {message}")
-            failed += 1
-            continue
-        if not quiet:
-            first = next(iter(written.values()), outdir)
-            typer.echo(
-                f"{path}: {result.n_labels} labels, {result.timings['total']:.2f} s "
-                f"-> {first.parent}/{path.stem}_*"
-            )
-    if failed:
-        raise typer.Exit(ExitCode.FAILED)
+            if not quiet:
+                first = next(iter(written.values()), outdir)
+                typer.echo(f"{path}: {result.n_labels} labels, {result.timings['total']:.2f} s -> {first.parent}/{path.stem}_*")
+    if failures:
+        raise typer.Exit(max(failures))
 
+
+@contextlib.contextmanager
+def _reported_errors(path: Path, failures: list[ExitCode]):
+    """Turn what a user can cause while processing ``path`` into one stderr line.
+
+    Warnings become ``warning:`` lines; settings that do not fit the data
+    record a usage failure (exit code 2), any other input problem a failure
+    (exit code 1). Programming errors still propagate.
+    """
+    from segment.config import SettingsError
+    from segment.io import SegmentError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except (SegmentError, ValueError, OSError, MemoryError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            report_error(message if message.startswith(str(path)) else f"{path}: {message}")
+            failures.append(ExitCode.USAGE if isinstance(exc, SettingsError) else ExitCode.FAILED)
+    for warning in caught:
+        typer.echo(f"warning: {path}: {warning.message}", err=True)

@@ -15,6 +15,10 @@ CONFIDENCE_FORMATS = ("npy", "tif")
 AUTO = "auto"
 
 
+class SettingsError(ValueError):
+    """Settings that do not fit the data (e.g. more components than pixels)."""
+
+
 @dataclass(frozen=True)
 class SegmentConfig:
     """All settings of :func:`segment.segment_image`, with their defaults.
@@ -81,6 +85,12 @@ class SegmentConfig:
         Images with more pixels than this are refused before decoding.
     n_jobs : int or None
         Number of threads for the EM kernels; None uses Numba's default.
+    max_memory : int, str or None
+        Memory budget in bytes for segmenting one image (a string such as
+        "2G" or "512M" is parsed). An image whose in-memory processing would
+        exceed it is labelled in row bands with a model fitted on a sample,
+        and written band by band (post-processing is skipped for such images).
+        None: half of the machine's memory, shared by concurrent workers.
     """
 
     n_components: int | str = 6
@@ -108,8 +118,11 @@ class SegmentConfig:
     confidence_format: str = "npy"
     max_pixels: int = 500_000_000
     n_jobs: int | None = None
+    max_memory: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_memory, str):
+            object.__setattr__(self, "max_memory", parse_size(self.max_memory))
         if isinstance(self.save, str):
             object.__setattr__(self, "save", tuple(s.strip() for s in self.save.split(",") if s.strip()))
         else:
@@ -130,6 +143,28 @@ class SegmentConfig:
         out["save"] = list(self.save)
         out["auto_range"] = list(self.auto_range)
         return out
+
+
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size such as "1500000", "512M", "2G" or "1.5GiB" (binary units).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not a number with an optional K, M, G or T unit.
+    """
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS and cleaned[-1:] else ""
+    try:
+        value = float(cleaned[: len(cleaned) - len(unit)])
+    except ValueError:
+        raise ValueError(f"max_memory must be a size such as 2G or 512M; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"max_memory must be a positive size; got {text!r}")
+    return int(value * _SIZE_UNITS[unit])
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -186,6 +221,8 @@ def _validate(cfg: SegmentConfig) -> None:
         _check_int("max_side", cfg.max_side, 1)
     if cfg.n_jobs is not None:
         _check_int("n_jobs", cfg.n_jobs, 1)
+    if cfg.max_memory is not None:
+        _check_int("max_memory", cfg.max_memory, 2**24)
     if not isinstance(cfg.relabel, bool):
         raise ValueError(f"relabel must be True or False; got {cfg.relabel!r}")
     for kind in cfg.save:

@@ -6,7 +6,9 @@ shape (H, W), (H, W, 3) or (H, W, 4). Nothing else in the package reads files.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -136,6 +138,120 @@ def _decode_tiff(path: Path, data: bytes) -> np.ndarray:
             return tif.pages[0].asarray()
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def count_pages(path: str | os.PathLike) -> int:
+    """Number of images in a file: the full-resolution pages of a TIFF, 1 otherwise.
+
+    Only the TIFF header and page directories are read, not the pixels.
+    Reduced-resolution pages (pyramid levels, thumbnails) are not counted.
+
+    Raises
+    ------
+    ImageReadError
+        A TIFF whose directories cannot be read (missing, empty or corrupt file).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return 1
+    return len(_tiff_page_indices(path))
+
+
+def load_page(path: str | os.PathLike, page: int = 0, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read one page of a (multi-page) TIFF, or the image of any other file.
+
+    Unlike :func:`load_image`, a TIFF is read from the file directly, page by
+    page, so a large scan is held in memory once.
+
+    Parameters
+    ----------
+    path : path-like
+        Image file; pages are counted as in :func:`count_pages`.
+    page : int
+        Index of the page (0 is the first); only 0 for non-TIFF files.
+    max_pixels : int, optional
+        Refuse a page with more pixels than this, before decoding it.
+
+    Returns
+    -------
+    image : (H, W) or (H, W, 3) or (H, W, 4) ndarray
+        As returned by :func:`load_image`; full precision kept (16-bit stays uint16).
+
+    Raises
+    ------
+    ImageReadError
+        Unreadable file, a page index out of range, or too many pixels.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        if page != 0:
+            raise ImageReadError(path, f"has a single image; page {page + 1} does not exist")
+        return load_image(path, max_pixels=max_pixels)
+    import tifffile
+
+    indices = _tiff_page_indices(path)
+    if not 0 <= page < len(indices):
+        raise ImageReadError(path, f"has {len(indices)} page(s); page {page + 1} does not exist")
+    try:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            tiff_page = tif.pages[indices[page]]
+            height, width = tiff_page.imagelength, tiff_page.imagewidth
+            if max_pixels is not None and height * width > max_pixels:
+                raise ImageReadError(
+                    path, f"page {page + 1} is {width}x{height} = {width * height} pixels, "
+                    f"above the limit of {max_pixels} (see max_pixels)"
+                )
+            image = tiff_page.asarray()
+            if tiff_page.planarconfig == 2 and image.ndim == 3:  # separate planes: channels last
+                image = np.moveaxis(image, 0, -1)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise ImageReadError(path, f"cannot decode TIFF page {page + 1} ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    try:
+        return as_image(image)
+    except ValueError as exc:
+        raise ImageReadError(path, f"page {page + 1}: {exc}") from None
+
+
+def load_pages(path: str | os.PathLike, *, max_pixels: int | None = None):
+    """Yield every page of an image file in order (one image for non-TIFF files).
+
+    See :func:`load_page`; each page is decoded only when it is reached.
+    """
+    for page in range(count_pages(path)):
+        yield load_page(path, page, max_pixels=max_pixels)
+
+
+def _tiff_page_indices(path: Path) -> list[int]:
+    import tifffile
+
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    try:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            indices = [i for i, page in enumerate(tif.pages) if not getattr(page, "is_reduced", False)]
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not indices:
+        raise ImageReadError(path, "cannot decode TIFF (no readable page: corrupt or truncated file)")
+    return indices
+
+
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """Silence tifffile's own log messages about corrupt files; the error says it."""
+    logger = logging.getLogger("tifffile")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def as_image(image: np.ndarray) -> np.ndarray:

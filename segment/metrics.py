@@ -32,17 +32,39 @@ def contingency_table(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
         counts pixels with the u-th smallest label of ``pred`` and the v-th of ``truth``.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
+    _check_pair(pred, truth)
+    return _table(_compact(pred), _compact(truth))
+
+
+def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
     if pred.shape != truth.shape:
         raise ValueError(f"shape mismatch: pred {pred.shape} vs truth {truth.shape}")
     for name, image in (("pred", pred), ("truth", truth)):
         if image.dtype.kind not in "iub" or image.size == 0:
             raise ValueError(f"{name} must be a non-empty integer label image")
-    pred_labels, pred_index = np.unique(pred.ravel(), return_inverse=True)
-    truth_labels, truth_index = np.unique(truth.ravel(), return_inverse=True)
-    shape = (pred_labels.size, truth_labels.size)
-    pair_index = pred_index.astype(np.int64) * shape[1] + truth_index
-    counts = np.bincount(pair_index, minlength=shape[0] * shape[1])
-    return counts.astype(np.int64, copy=False).reshape(shape)
+
+
+def _compact(labels: np.ndarray) -> tuple[int, np.ndarray]:
+    """Number of distinct labels, and each pixel's rank among them (0-based, by value)."""
+    flat = labels.ravel()
+    if flat.dtype.kind == "b":
+        flat = flat.astype(np.int64)
+    low, high = int(flat.min()), int(flat.max())
+    if high - low <= 4 * flat.size:  # dense labels: a lookup table is faster than sorting
+        offset = flat.astype(np.int64) - low if low else flat
+        present = np.bincount(offset, minlength=high - low + 1) > 0
+        rank = np.cumsum(present) - 1
+        return int(rank[-1]) + 1, rank[offset]
+    values, index = np.unique(flat, return_inverse=True)
+    return values.size, index.ravel()
+
+
+def _table(pred: tuple[int, np.ndarray], truth: tuple[int, np.ndarray]) -> np.ndarray:
+    """Contingency table from two outputs of :func:`_compact`."""
+    (n_pred, pred_index), (n_truth, truth_index) = pred, truth
+    pair_index = pred_index.astype(np.int64) * n_truth + truth_index
+    counts = np.bincount(pair_index, minlength=n_pred * n_truth)
+    return counts.astype(np.int64, copy=False).reshape(n_pred, n_truth)
 
 
 def _rand_index_from_table(table: np.ndarray) -> float:
@@ -170,7 +192,11 @@ def evaluate(pred: np.ndarray, truths: Sequence[np.ndarray]) -> ImageScores:
     """
     if len(truths) == 0:
         raise ValueError("evaluate needs at least one ground-truth segmentation")
-    tables = [contingency_table(pred, truth) for truth in truths]
+    pred = np.asarray(pred)
+    for truth in truths:
+        _check_pair(pred, np.asarray(truth))
+    compact_pred = _compact(pred)
+    tables = [_table(compact_pred, _compact(np.asarray(truth))) for truth in truths]
     terms = [_covering_terms_from_table(table) for table in tables]
     return ImageScores(
         pri=float(np.mean([_rand_index_from_table(t) for t in tables])),

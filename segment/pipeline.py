@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from segment import features, io, postprocess, preprocess, render
-from segment.config import AUTO, SegmentConfig
+from segment.config import AUTO, SegmentConfig, SettingsError
 from segment.gmm import ConvergenceWarning, GaussianMixture
 
 # Sample used to compare numbers of components for n_components="auto".
@@ -173,14 +173,15 @@ def segment_image(
     feats = features.pixel_features(pixels, cfg.color_space, cfg.position_weight)
     if valid is not None:
         feats = feats[valid]
-    names = features.feature_names(feats.shape[1] - (2 if cfg.position_weight > 0 else 0), cfg.color_space, cfg.position_weight)
+    n_colour = feats.shape[1] - (2 if cfg.position_weight > 0 else 0)
+    names = features.feature_names(n_colour, cfg.color_space, cfg.position_weight)
     lap("features")
 
     flat_labels = np.zeros(height * width, dtype=np.int32)
     flat_confidence = np.zeros(height * width, dtype=np.float32)
     with _numba_threads(cfg.n_jobs):
         if len(feats) and model is None:
-            model = _fit_model(feats, (height, width), valid, cfg)
+            model = _fit_model(feats, n_colour, (height, width), valid, cfg)
         elif model is not None and feats.shape[1] != model.means_.shape[1]:
             raise ValueError(
                 f"the model expects {model.means_.shape[1]} features but this image gives {feats.shape[1]} "
@@ -215,12 +216,26 @@ def segment_image(
     )
 
 
-def _fit_model(feats: np.ndarray, shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig) -> GaussianMixture:
+def _fit_model(
+    feats: np.ndarray, n_colour_features: int, shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig
+) -> GaussianMixture:
     rng = np.random.default_rng(cfg.seed)
     sample = feats[grid_sample(shape, valid, cfg.fit_sample, rng)] if cfg.fit_sample else feats
-    n_components = _choose_n_components(sample, cfg) if cfg.n_components == AUTO else cfg.n_components
-    if n_components > len(sample):
-        raise ValueError(f"n_components={n_components} is larger than the number of pixels ({len(sample)})")
+    if cfg.n_components != AUTO and cfg.n_components > len(feats):
+        raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({len(feats)})")
+    n_colours = _count_distinct(sample[:, :n_colour_features])
+    if cfg.n_components == AUTO:
+        n_components = _choose_n_components(sample, cfg, n_colours)
+    elif cfg.n_components > n_colours:
+        warnings.warn(
+            f"n_components reduced from {cfg.n_components} to {n_colours}: "
+            f"the image has only {n_colours} distinct colour value(s)",
+            UserWarning,
+            stacklevel=3,
+        )
+        n_components = n_colours
+    else:
+        n_components = cfg.n_components
     model = _new_model(n_components, cfg)
     with warnings.catch_warnings():
         # Not converging within max_iter is reported in the summary instead.
@@ -230,6 +245,30 @@ def _fit_model(feats: np.ndarray, shape: tuple[int, int], valid: np.ndarray | No
     model.permute_components(order)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
     return model
+
+
+def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig) -> GaussianMixture:
+    """Fit the mixture described by ``config`` on already sampled features.
+
+    The model is fitted, ordered and tagged exactly as :func:`segment_image`
+    does it, so that it can label other pixels or images (tiled labelling,
+    a model shared by a batch).
+
+    Parameters
+    ----------
+    sample : (N, D) float32 ndarray
+        Features of the sampled pixels (colour columns first, then x, y).
+    n_colour_features : int
+        Number of colour columns in ``sample``.
+    config : SegmentConfig
+        Settings; ``fit_sample`` is ignored (the sample is used whole).
+
+    Returns
+    -------
+    GaussianMixture
+        With ``metadata_`` holding the colour space and position weight.
+    """
+    return _fit_model(sample, n_colour_features, (1, len(sample)), None, config.replace(fit_sample=0))
 
 
 def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
@@ -245,13 +284,19 @@ def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
     )
 
 
-def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig) -> int:
-    """The number of components in ``cfg.auto_range`` with the lowest BIC."""
+def _count_distinct(colours: np.ndarray) -> int:
+    """Number of distinct rows of a (N, C) array."""
+    rows = np.ascontiguousarray(colours).view(np.dtype((np.void, colours.dtype.itemsize * colours.shape[1])))
+    return len(np.unique(rows))
+
+
+def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> int:
+    """The number of components in ``cfg.auto_range`` (at most ``n_colours``) with the lowest BIC."""
     rng = np.random.default_rng(cfg.seed)
     if len(sample) > AUTO_SAMPLE:
         sample = sample[np.sort(rng.choice(len(sample), AUTO_SAMPLE, replace=False))]
     low, high = cfg.auto_range
-    candidates = range(low, min(high, len(sample)) + 1)
+    candidates = range(min(low, n_colours), min(high, n_colours) + 1)
     scores = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

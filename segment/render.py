@@ -13,11 +13,13 @@ def palette(n_labels: int) -> np.ndarray:
     """
     import cv2
 
+    colours = np.zeros((max(n_labels, 1), 3), dtype=np.uint8)
+    if n_labels <= 1:
+        return colours
     hues = (np.arange(1, n_labels) * 0.618033988749895) % 1.0
     values = np.where(np.arange(1, n_labels) % 2 == 0, 0.8, 1.0)
     saturations = np.where(np.arange(1, n_labels) % 3 == 0, 0.55, 0.85)
     hsv = np.stack([hues * 360, saturations, values], axis=1).astype(np.float32)[None]
-    colours = np.zeros((n_labels, 3), dtype=np.uint8)
     colours[1:] = np.round(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0] * 255).astype(np.uint8)
     return colours
 

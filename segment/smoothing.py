@@ -1,0 +1,392 @@
+"""Spatial coherence: a Potts Markov random field prior on the labels of a mixture.
+
+Every pixel prefers the components of its 8 neighbours: the log-prior of
+component k at pixel i is ``beta * sum_j w_ij [label_j == k]`` over the
+neighbours j, with weight 1 for the 4 edge neighbours and 1/sqrt(2) for the 4
+diagonal ones. :func:`smooth_labels` finds the labels that maximise the
+posterior under this prior by iterated conditional modes (ICM); the pipeline
+alternates it with EM refits of the mixture under the same prior (HMRF-EM, see
+:func:`potts_log_prior`), so the prior shapes the model, not only its output.
+
+The ICM updates run in four interleaved phases (row parity x column parity):
+pixels of one phase are never neighbours, so each phase updates its pixels in
+parallel from a fixed state of the others. The result is that of a sequential
+ICM sweep in that order, identical whatever the number of threads. Pixels whose
+mixture posterior is so confident that no neighbourhood could overturn it are
+never visited, and a pixel is re-examined only after a neighbour changed, so
+each sweep after the first touches only the few pixels still in play.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from segment.gmm import GaussianMixture
+
+# No nnan/ninf: log-posteriors are legitimately -inf.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+DIAGONAL_WEIGHT = 1.0 / math.sqrt(2.0)
+# Sum of the neighbour weights: the largest log-prior a label can get, over beta.
+TOTAL_WEIGHT = 4.0 + 4.0 * DIAGONAL_WEIGHT
+# Rows of posteriors computed at a time (a (CHUNK, K) float64 temporary).
+CHUNK = 65_536
+# Below this many candidate pixels a phase runs in one thread: starting the
+# thread team would cost more than it saves (the result is the same).
+PARALLEL_MIN_PIXELS = 400_000
+
+
+@dataclass(frozen=True)
+class SmoothingInfo:
+    """What a call of :func:`smooth_labels` did.
+
+    Attributes
+    ----------
+    sweeps : int
+        Full ICM sweeps run (the last one changes nothing when converged).
+    changed : int
+        Label changes over all sweeps.
+    candidates : int
+        Pixels whose label the prior could change (the others were skipped).
+    converged : bool
+        True when the last sweep changed no label.
+    """
+
+    sweeps: int
+    changed: int
+    candidates: int
+    converged: bool
+
+
+# ----------------------------------------------------------------- kernels
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _vote(labels, y, x, weight, score):
+    label = labels[y, x]
+    if label > 0:
+        score[label - 1] += weight
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _add_neighbour_votes(labels, y, x, edge, diagonal, score):
+    """Add ``edge`` (``diagonal``) to ``score[label - 1]`` for each edge (diagonal) neighbour of (y, x)."""
+    H, W = labels.shape
+    up, down, left, right = y > 0, y < H - 1, x > 0, x < W - 1
+    if up:
+        _vote(labels, y - 1, x, edge, score)
+        if left:
+            _vote(labels, y - 1, x - 1, diagonal, score)
+        if right:
+            _vote(labels, y - 1, x + 1, diagonal, score)
+    if down:
+        _vote(labels, y + 1, x, edge, score)
+        if left:
+            _vote(labels, y + 1, x - 1, diagonal, score)
+        if right:
+            _vote(labels, y + 1, x + 1, diagonal, score)
+    if left:
+        _vote(labels, y, x - 1, edge, score)
+    if right:
+        _vote(labels, y, x + 1, edge, score)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _neighbour_changed_since(changed, y, x, step):
+    """Whether a pixel of the 3 x 3 window around (y, x) changed after ``step``."""
+    H, W = changed.shape
+    for ny in range(max(y - 1, 0), min(y + 2, H)):
+        for nx in range(max(x - 1, 0), min(x + 2, W)):
+            if changed[ny, nx] > step:
+                return True
+    return False
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_in_play(row_changed, row_evaluated, y, px):
+    """Whether a neighbour of the pixels (y, px), (y, px + 2), ... changed since they were last examined."""
+    H = row_changed.shape[0]
+    last = row_evaluated[y, px]
+    if last < 0 or row_changed[y, 1 - px] > last:
+        return True
+    if y > 0 and max(row_changed[y - 1, 0], row_changed[y - 1, 1]) > last:
+        return True
+    return y < H - 1 and max(row_changed[y + 1, 0], row_changed[y + 1, 1]) > last
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, y, px, score):
+    """ICM updates of the pixels (y, px), (y, px + 2), ... of one row; returns the number changed."""
+    if not _row_in_play(row_changed, row_evaluated, y, px):
+        return 0
+    row_evaluated[y, px] = step
+    W = labels.shape[1]
+    K = data.shape[1]
+    n_changed = 0
+    for x in range(px, W, 2):
+        row = candidate[y, x]
+        if row < 0:
+            continue
+        last = evaluated[y, x]
+        if last >= 0 and not _neighbour_changed_since(changed, y, x, last):
+            continue
+        evaluated[y, x] = step
+        for k in range(K):
+            score[k] = data[row, k]
+        _add_neighbour_votes(labels, y, x, edge, diagonal, score)
+        current = labels[y, x] - 1
+        best = current
+        for k in range(K):
+            if score[k] > score[best]:
+                best = k
+        if best != current:
+            labels[y, x] = best + 1
+            changed[y, x] = step
+            n_changed += 1
+    if n_changed:
+        row_changed[y, px] = step
+    return n_changed
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def icm_phase_serial(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px):
+    """One ICM phase in one thread; same arguments and result as :func:`icm_phase`."""
+    H = labels.shape[0]
+    score = np.empty(data.shape[1], dtype=np.float32)
+    total = 0
+    for y in range(py, H, 2):
+        total += _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, y, px, score)
+    return total
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def icm_phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px):
+    """One ICM phase: update the pixels (y, x) with y % 2 == py and x % 2 == px.
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+        Current labels 1..K (0 = no pixel, never changed); updated in place.
+    candidate : (H, W) int32
+        Row of each pixel in ``data``, or -1 for a pixel never updated.
+    data : (M, K) float32
+        Log-posterior (up to a per-pixel constant) of each component under
+        the mixture alone, for the candidate pixels.
+    edge, diagonal : float32
+        Log-prior added per edge / diagonal neighbour with the same label.
+    evaluated, changed : (H, W) int32
+        Step at which each pixel was last examined / last changed (-1 never);
+        updated in place. A pixel is examined again only if a neighbour
+        changed since.
+    row_evaluated, row_changed : (H, 2) int32
+        The same per row and column parity (the latest step of any of those
+        pixels), so that rows without news are skipped; updated in place.
+    step : int
+        Number of this phase (increasing across calls).
+    py, px : int
+        Parities of the rows and columns updated.
+
+    Returns
+    -------
+    n_changed : int
+        Number of labels changed. A pixel keeps its label on ties.
+    """
+    H = labels.shape[0]
+    n_rows = (H - py + 1) // 2
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for r in prange(n_rows):
+        score = np.empty(data.shape[1], dtype=np.float32)
+        counts[r] = _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py + 2 * r, px, score)
+    return counts.sum()
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def candidate_confidence(labels, candidate, data, edge, diagonal, confidence):
+    """Posterior of each candidate pixel's label under mixture and prior.
+
+    Writes ``confidence[y, x]`` (float32, in place) for every pixel with
+    ``candidate[y, x] >= 0``: the softmax over k of ``data[row, k]`` plus the
+    neighbour log-prior, taken at the pixel's label. Other pixels are left
+    unchanged. Shapes and dtypes as in :func:`icm_phase`.
+    """
+    H, W = labels.shape
+    K = data.shape[1]
+    for y in prange(H):
+        score = np.empty(K, dtype=np.float32)
+        for x in range(W):
+            row = candidate[y, x]
+            if row < 0:
+                continue
+            for k in range(K):
+                score[k] = data[row, k]
+            _add_neighbour_votes(labels, y, x, edge, diagonal, score)
+            top = score[0]
+            for k in range(1, K):
+                top = max(top, score[k])
+            total = 0.0
+            for k in range(K):
+                total += math.exp(score[k] - top)
+            confidence[y, x] = math.exp(score[labels[y, x] - 1] - top) / total
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def neighbour_log_prior(labels, pixels, edge, diagonal, out):
+    """Potts log-prior of chosen pixels from their neighbours' labels.
+
+    Parameters
+    ----------
+    labels : (H, W) int32
+        Labels 1..K, 0 for none.
+    pixels : (M,) int64
+        Flat (raster) indices of the pixels.
+    edge, diagonal : float32
+        Log-prior per edge / diagonal neighbour with a label.
+    out : (M, K) float32
+        Written in place: ``out[i, k]`` = sum of the weights of the
+        neighbours of pixel ``pixels[i]`` labelled k + 1.
+    """
+    W = labels.shape[1]
+    for i in prange(pixels.shape[0]):
+        out[i, :] = 0.0
+        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i])
+
+
+# --------------------------------------------------------------- wrappers
+def neighbour_weights(beta: float) -> tuple[np.float32, np.float32]:
+    """Log-prior per agreeing edge neighbour and per agreeing diagonal neighbour."""
+    return np.float32(beta), np.float32(beta * DIAGONAL_WEIGHT)
+
+
+def potts_log_prior(labels: np.ndarray, pixels: np.ndarray, beta: float, n_components: int) -> np.ndarray:
+    """Log-prior of every component at some pixels, from their neighbours' labels.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+        Labels 1..K; 0 marks pixels without a label (they cast no vote).
+    pixels : (M,) int ndarray
+        Flat raster indices into ``labels``.
+    beta : float
+        Smoothing strength: the log-prior gained per agreeing edge
+        neighbour (diagonal neighbours count 1/sqrt(2)).
+    n_components : int
+        Number of components K.
+
+    Returns
+    -------
+    log_prior : (M, K) float32 ndarray
+        Suitable for ``GaussianMixture.fit(X, log_prior=...)``.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    pixels = np.ascontiguousarray(pixels, dtype=np.int64)
+    out = np.empty((len(pixels), n_components), dtype=np.float32)
+    neighbour_log_prior(labels, pixels, *neighbour_weights(beta), out)
+    return out
+
+
+def smooth_labels(
+    model: GaussianMixture,
+    features: np.ndarray,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    beta: float,
+    *,
+    valid: np.ndarray | None = None,
+    max_sweeps: int = 20,
+) -> SmoothingInfo:
+    """Relabel pixels to maximise the posterior under a Potts prior (ICM), in place.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        Fitted mixture that produced ``labels``.
+    features : (N, D) ndarray
+        Features of the labelled pixels in raster order: all H * W pixels,
+        or those where ``valid`` is true.
+    labels : (H, W) int32 ndarray
+        Start labels 1..K (0 = unlabelled pixel, left alone), normally the
+        mixture's most probable components; updated in place.
+    confidence : (H, W) float32 ndarray
+        The mixture posterior of each pixel's label; updated in place to
+        the posterior under mixture and prior wherever smoothing could
+        change the label (elsewhere the label is certain to within
+        ``exp(-beta * TOTAL_WEIGHT)`` and its value is kept).
+    beta : float
+        Smoothing strength >= 0 (0 returns at once).
+    valid : (H * W,) bool ndarray, optional
+        Which pixels ``features`` describes; None for all.
+    max_sweeps : int
+        Upper bound on the ICM sweeps.
+
+    Returns
+    -------
+    SmoothingInfo
+
+    Notes
+    -----
+    Labels are only visited where the mixture's posterior of the start label
+    is below ``1 / (1 + exp(-beta * TOTAL_WEIGHT))`` (with a small safety
+    margin): elsewhere the log-likelihood lead of the label exceeds the
+    largest log-prior any neighbourhood can give another label, so ICM
+    could never change it. A start label that is not the mixture's most
+    probable component must therefore not be above that posterior.
+    """
+    if labels.dtype != np.int32 or confidence.dtype != np.float32 or not labels.flags.c_contiguous:
+        raise TypeError("labels must be C-contiguous int32 and confidence float32")
+    if labels.shape != confidence.shape or labels.ndim != 2:
+        raise ValueError(f"labels and confidence must be the same (H, W) shape; got {labels.shape} and {confidence.shape}")
+    if beta < 0 or not np.isfinite(beta):
+        raise ValueError(f"beta must be a finite number >= 0; got {beta!r}")
+    if beta == 0 or labels.size == 0:
+        return SmoothingInfo(0, 0, 0, True)
+    K = model.n_components
+    flat = labels.reshape(-1)
+    in_play = _uncertain(confidence.reshape(-1), beta * TOTAL_WEIGHT) & (flat > 0)
+    pixels = np.flatnonzero(in_play)
+    rows = pixels if valid is None else (np.cumsum(valid) - 1)[pixels]
+    data = _log_posteriors(model, features, rows)
+    candidate = np.full(labels.shape, -1, dtype=np.int32)
+    candidate.reshape(-1)[pixels] = np.arange(len(pixels), dtype=np.int32)
+    edge, diagonal = neighbour_weights(beta)
+    phase = icm_phase if len(pixels) >= PARALLEL_MIN_PIXELS else icm_phase_serial
+    evaluated = np.full(labels.shape, -1, dtype=np.int32)
+    changed = np.full(labels.shape, -1, dtype=np.int32)
+    row_evaluated = np.full((labels.shape[0], 2), -1, dtype=np.int32)
+    row_changed = np.full((labels.shape[0], 2), -1, dtype=np.int32)
+    step = total = sweeps = 0
+    converged = len(pixels) == 0
+    while not converged and sweeps < max_sweeps:
+        sweep_changes = 0
+        for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            sweep_changes += int(phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px))
+            step += 1
+        sweeps += 1
+        total += sweep_changes
+        converged = sweep_changes == 0
+    if len(pixels):
+        candidate_confidence(labels, candidate, data, edge, diagonal, confidence)
+    return SmoothingInfo(sweeps, total, len(pixels), converged)
+
+
+def _uncertain(confidence: np.ndarray, lead: float) -> np.ndarray:
+    """Pixels whose posterior does not prove a log-likelihood lead of ``lead`` over every rival.
+
+    A posterior c of the best component bounds the lead over any other one
+    from below by log(c / (1 - c)).
+    """
+    lead = lead * 1.001 + 0.01  # margin for the float32 arithmetic behind ``confidence``
+    threshold = np.float32(1.0 / (1.0 + math.exp(-lead)))
+    if threshold >= np.float32(1.0):  # float32 cannot prove such a lead
+        return np.ones(confidence.shape, dtype=bool)
+    return confidence < threshold
+
+
+def _log_posteriors(model: GaussianMixture, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Log-posteriors of the mixture at ``features[rows]``, (M, K) float32, chunk by chunk."""
+    out = np.empty((len(rows), model.n_components), dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            np.log(model.predict_proba(features[chunk]), out=out[start : start + len(chunk)], casting="same_kind")
+    return out
