@@ -34,6 +34,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1
     USAGE = 2
+    INTERRUPTED = 130
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -164,15 +165,40 @@ def report_error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+_MODEL_OPTION = typer.Option(
+    "--model",
+    exists=True,
+    dir_okay=False,
+    help="Label with this model (from 'segment fit') instead of fitting one per image, so a label id "
+    "is the same class in every image.",
+    rich_help_panel=_MODEL_PANEL,
+)
+
+
+def _load_model(path: Path | None):
+    """The model in ``path`` (None for None); a wrong or corrupt file is a usage error naming it."""
+    if path is None:
+        return None
+    from segment.gmm import GaussianMixture
+
+    try:
+        return GaussianMixture.load(path)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc).splitlines()[0], param_hint="'--model'") from None
+
+
 @app.command("image")
 @with_config_options
 def image_command(
     inputs: Annotated[list[Path], typer.Argument(help="Image files to segment.", show_default=False)],
     outdir: Annotated[Path, typer.Option("-o", "--output", help="Output directory (created if missing).")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
+    model: Annotated[Optional[Path], _MODEL_OPTION] = None,
     config: SegmentConfig = _DEFAULT,
 ) -> None:
     """Segment one or more images; write label map, pictures and a JSON summary per image.
+
+    Each page of a multi-page TIFF gives its own outputs (name_p001, ...).
 
     Exit code 0 when every image succeeded, 1 when any failed, 2 on a usage error.
     """
@@ -180,16 +206,17 @@ def image_command(
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
-    from segment.pipeline import segment_image
+    from segment.batch import file_pages, segment_file
 
+    shared = _load_model(model)
     failures: list[ExitCode] = []
     for path in inputs:
-        with _reported_errors(path, failures):
-            result = segment_image(path, config)
-            written = result.save(outdir)
-            if not quiet:
-                first = next(iter(written.values()), outdir)
-                typer.echo(f"{path}: {result.n_labels} labels, {result.timings['total']:.2f} s -> {first.parent}/{path.stem}_*")
+        for page, stem in file_pages(path):
+            with _reported_errors(path, failures):
+                result = segment_file(path, outdir, config, model=shared, page=page, stem=stem)
+                if not quiet:
+                    how = ", in row bands" if result.tiled else ""
+                    typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")
     if failures:
         raise typer.Exit(max(failures))
 
@@ -215,3 +242,183 @@ def _reported_errors(path: Path, failures: list[ExitCode]):
             failures.append(ExitCode.USAGE if isinstance(exc, SettingsError) else ExitCode.FAILED)
     for warning in caught:
         typer.echo(f"warning: {path}: {warning.message}", err=True)
+
+
+class Executor(str, enum.Enum):
+    """Where the images of a batch are processed."""
+
+    local = "local"
+    dask = "dask"
+
+
+_PatternsOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--pattern",
+        help="File name glob, repeatable, case-insensitive (e.g. --pattern '*.tif'); "
+        "default: every image type the loader reads.",
+        show_default=False,
+    ),
+]
+_RecursiveOption = Annotated[bool, typer.Option("--recursive", help="Include sub-folders.")]
+
+
+@app.command("batch")
+@with_config_options
+def batch_command(
+    indir: Annotated[Path, typer.Argument(help="Folder of images.", show_default=False)],
+    outdir: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder (created if missing); mirrors the input tree.")
+    ],
+    recursive: _RecursiveOption = False,
+    patterns: _PatternsOption = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option("--workers", min=1, help="Images processed at once (processes); default: the machine's cores.", show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo images whose outputs are already complete and up to date.")
+    ] = False,
+    model: Annotated[Optional[Path], _MODEL_OPTION] = None,
+    executor: Annotated[
+        Executor, typer.Option("--executor", help="Run on local processes, or on a Dask cluster (needs the extra segment\\[dask]).")
+    ] = Executor.local,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--scheduler",
+            help="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786); without it --executor dask "
+            "starts a local cluster of --workers processes.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or table; print only errors.")] = False,
+    config: SegmentConfig = _DEFAULT,
+) -> None:
+    """Segment every image of a folder (tree): resumable, parallel, on Dask if asked.
+
+    Outputs go to OUTDIR in the same sub-folders as their inputs; each page of a
+    multi-page TIFF gives its own (name_p001, ...). An image whose outputs are
+    complete, newer than the input and made with the same settings and model is
+    skipped, so an interrupted run can simply be started again. A failing image
+    never stops the batch: OUTDIR/summary.json and summary.csv list every image
+    (status, seconds, components, pixels, error) and OUTDIR/index.html shows
+    them all.
+
+    Exit codes: 0 every image done or already up to date; 1 some images failed;
+    2 usage error; 130 interrupted (Ctrl-C; the summary covers what finished).
+    """
+    from segment.batch import BatchError, run_batch
+    from segment.progress import make_progress
+
+    if scheduler and executor != Executor.dask:
+        raise typer.BadParameter("needs --executor dask", param_hint="'--scheduler'")
+    if not indir.is_dir():
+        raise typer.BadParameter(f"{indir}: not a folder", param_hint="INDIR")
+    shared = _load_model(model)
+    progress = make_progress(quiet)
+
+    def show(record) -> None:
+        where = record.input if record.page is None else f"{record.input} [page {record.page + 1}]"
+        if record.status == "failed":
+            progress.write(f"error: {where}: {record.error}")
+        for message in record.warnings:
+            progress.write(f"warning: {where}: {message}")
+
+    try:
+        result = run_batch(
+            indir,
+            outdir,
+            config,
+            model=shared,
+            patterns=patterns,
+            recursive=recursive,
+            workers=workers,
+            executor=executor.value,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=progress,
+            on_record=show,
+        )
+    except BatchError as exc:
+        report_error(str(exc))
+        raise typer.Exit(ExitCode.FAILED) from None
+    if not quiet:
+        _print_batch_table(result, outdir)
+    if result.interrupted:
+        report_error(f"interrupted; {outdir}/summary.csv lists what finished; run again to finish the rest")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    if result.failed:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _print_batch_table(result, outdir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    counts = result.counts
+    done = counts["done"]
+    table = Table()
+    table.add_column("status")
+    table.add_column("images", justify="right")
+    for status in ("done", "skipped", "failed", "interrupted"):
+        if counts[status] or status != "interrupted":
+            table.add_row(status, str(counts[status]))
+    table.add_row("total", str(counts["total"]), style="bold")
+    console = Console()
+    console.print(table)
+    rate = f", {done / result.seconds:.2f} images/s" if done and result.seconds > 0 else ""
+    console.print(f"{result.seconds:.1f} s{rate}; summary: {result.summary_paths.get('csv', '')}; "
+                  f"contact sheet: {result.summary_paths.get('html', '')}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command("fit")
+@with_config_options
+def fit_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and folders to sample pixels from.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.npz).")],
+    recursive: _RecursiveOption = False,
+    patterns: _PatternsOption = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
+    config: SegmentConfig = _DEFAULT,
+) -> None:
+    """Fit one mixture on pixels sampled from many images, for labels that mean the same class everywhere.
+
+    --fit-sample is the total number of pixels, shared equally by the images
+    (every page of a multi-page TIFF counts as an image). Label with the model
+    with --model on 'segment image' or 'segment batch': label 3 is then the same
+    class in every image. Use --position-weight 0 for classes defined by colour
+    alone, wherever they lie in the image.
+
+    Exit codes: 0 fitted on every input; 1 some inputs could not be read (the
+    model is fitted on the others) or none could; 2 usage error.
+    """
+    from segment.batch import BatchError, fit_shared_model
+    from segment.config import SettingsError
+    from segment.progress import make_progress
+
+    try:
+        result = fit_shared_model(inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet))
+    except BatchError as exc:
+        report_error(str(exc))
+        raise typer.Exit(ExitCode.USAGE) from None
+    except SettingsError as exc:
+        report_error(str(exc))
+        raise typer.Exit(ExitCode.USAGE) from None
+    for name, cause in result.failed:
+        report_error(f"{name}: {cause}")
+    if result.model is None:
+        report_error("no image could be read; no model written")
+        raise typer.Exit(ExitCode.FAILED)
+    try:
+        result.model.save(output)
+    except OSError as exc:
+        report_error(f"{output}: cannot write ({exc.strerror or exc})")
+        raise typer.Exit(ExitCode.FAILED) from None
+    if not quiet:
+        typer.echo(
+            f"{output}: {result.model.n_components} components fitted on {result.pixels} pixels "
+            f"from {result.images} image(s)"
+        )
+    if result.failed:
+        raise typer.Exit(ExitCode.FAILED)

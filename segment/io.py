@@ -118,7 +118,13 @@ def _decode_opencv(path: Path, data: bytes) -> np.ndarray:
 
     if path.suffix.lower() in _JPEG_SUFFIXES and b"\xff\xd9" not in data[-1024:]:
         raise ImageReadError(path, "truncated JPEG data (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    # OpenCV logs its own complaint about corrupt data on stderr; the error below says it once.
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
     if image is None:
         raise ImageReadError(path, "cannot decode image (not an image, unsupported format or corrupt data)")
     if image.ndim == 3 and image.shape[2] == 3:

@@ -58,21 +58,27 @@ def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int 
     return labels
 
 
-def merge_small_regions(labels: np.ndarray, min_size: int = 0, hole_size: int = 0) -> np.ndarray:
+def merge_small_regions(
+    labels: np.ndarray, min_size: int = 0, hole_size: int = 0, *, features: np.ndarray | None = None
+) -> np.ndarray:
     """Merge small connected regions into a neighbouring region.
 
     First every region smaller than ``hole_size`` that is enclosed by a single
     other region (and does not touch the image border) takes that region's
     label. Then regions smaller than ``min_size``, smallest first, are merged
     into the neighbour they share the longest border with (ties: the lower
-    label). Regions are 4-connected. Background (0) is never merged nor merged
-    into.
+    label), or, when ``features`` are given, into the most similar neighbour:
+    the one whose mean feature vector is closest (ties: the longest border).
+    Regions are 4-connected. Background (0) is never merged nor merged into.
 
     Parameters
     ----------
     labels : (H, W) int ndarray
     min_size, hole_size : int
         Area thresholds in pixels; 0 skips the step.
+    features : (H, W, C) or (H, W) ndarray, optional
+        Per-pixel values (e.g. Lab colour) that define the similarity of
+        regions; means are updated as regions merge.
 
     Returns
     -------
@@ -91,6 +97,13 @@ def merge_small_regions(labels: np.ndarray, min_size: int = 0, hole_size: int = 
     sizes = np.bincount(regions.ravel(), minlength=n_regions)
     graph = _RegionGraph(regions, n_regions, sizes)
     movable = value_of != BACKGROUND
+    sums = None if features is None else _region_sums(regions, n_regions, features)
+
+    def merge(source: int, target: int) -> None:
+        if sums is not None:
+            sums[target] += sums[source]
+        graph.merge(source, target)
+
     if hole_size > 1:
         border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
         inner = np.ones(n_regions, dtype=bool)
@@ -98,7 +111,7 @@ def merge_small_regions(labels: np.ndarray, min_size: int = 0, hole_size: int = 
         for region in np.flatnonzero(movable & inner & (sizes < hole_size)):
             neighbours = list(graph.neighbours(region))
             if len(neighbours) == 1 and movable[neighbours[0]]:
-                graph.merge(region, neighbours[0])
+                merge(region, neighbours[0])
     if min_size > 1:
         candidates = np.flatnonzero(movable & (sizes < min_size))
         for region in candidates[np.argsort(sizes[candidates], kind="stable")]:
@@ -106,9 +119,15 @@ def merge_small_regions(labels: np.ndarray, min_size: int = 0, hole_size: int = 
             if graph.size[root] >= min_size:
                 continue
             neighbours = {n: c for n, c in graph.neighbours(root).items() if movable[n]}
-            if neighbours:
+            if not neighbours:
+                continue
+            if sums is not None:
+                mean = sums[root] / graph.size[root]
+                distance = {n: float(np.sum((sums[n] / graph.size[n] - mean) ** 2)) for n in neighbours}
+                target = min(neighbours, key=lambda n: (distance[n], -neighbours[n], value_of[n], n))
+            else:
                 target = min(neighbours, key=lambda n: (-neighbours[n], value_of[n], n))
-                graph.merge(root, target)
+            merge(root, target)
     roots = np.array([graph.find(r) for r in range(n_regions)])
     return value_of[roots][regions]
 
@@ -118,6 +137,13 @@ def relabel_regions(labels: np.ndarray) -> np.ndarray:
     from skimage.measure import label as connected_regions
 
     return connected_regions(np.asarray(labels), background=BACKGROUND, connectivity=1).astype(np.int32)
+
+
+def _region_sums(regions: np.ndarray, n_regions: int, features: np.ndarray) -> np.ndarray:
+    """Per-region sums of the feature channels, (n_regions, C) float64."""
+    values = np.asarray(features, dtype=np.float64).reshape(regions.size, -1)
+    flat = regions.ravel()
+    return np.stack([np.bincount(flat, weights=values[:, c], minlength=n_regions) for c in range(values.shape[1])], axis=1)
 
 
 class _RegionGraph:

@@ -36,20 +36,21 @@ from typing import Any
 import numpy as np
 
 from segment import features, io, preprocess, render
-from segment.config import AUTO, SegmentConfig
+from segment.config import SegmentConfig
 from segment.gmm import GaussianMixture
 
 # Bytes per pixel the in-memory pipeline needs at its peak, beyond the decoded
-# image, for D features (measured with segment_image + save on 4-40 MP images:
-# features and their colour intermediates, labels, confidence, post-processing
-# and the pictures written at the end).
-_INMEMORY_BYTES_PER_PIXEL = 44
-_INMEMORY_BYTES_PER_FEATURE = 8
+# image: A + B * D for D features (features and their colour intermediates,
+# labels, confidence, post-processing, the pictures written at the end).
+# Measured on 20 MP images, default settings: 56 B/px for RGB (D = 5), 51 B/px
+# for 16-bit grey (D = 3); the constants err on the generous side by ~20 %.
+_INMEMORY_BYTES_PER_PIXEL = 40
+_INMEMORY_BYTES_PER_FEATURE = 4
 # Bytes per pixel of one band in the tiled path (features, colour
 # intermediates, labels, confidence, display picture, PNG rows and filters).
 _BAND_BYTES_PER_PIXEL = 64
 # Interpreter, NumPy, Numba, OpenCV and compiled kernels, resident before any image.
-_BASELINE_BYTES = 300 * 2**20
+_BASELINE_BYTES = 200 * 2**20
 _MIN_BAND_ROWS = 16
 # Largest side of the label thumbnail kept by segment_tiled.
 THUMBNAIL_SIDE = 160
@@ -441,7 +442,7 @@ def segment_tiled(
     """
     from segment import __version__
     from segment.outputs import output_paths
-    from segment.pipeline import _numba_threads, _with_model_features, fit_model, grid_sample
+    from segment.pipeline import _numba_threads, _with_model_features, fit_model
 
     cfg = _with_model_features(config, model) if model is not None else config
     kinds = cfg.save if kinds is None else tuple(kinds)
@@ -465,7 +466,8 @@ def segment_tiled(
 
     with _numba_threads(cfg.n_jobs):
         if model is None:
-            flat = _fit_sample_indices((height, width), alpha, cfg, grid_sample)
+            # "All pixels" (fit_sample=0) is not an option at this size: a million is plenty.
+            flat = fit_sample_indices((height, width), alpha, cfg.fit_sample or 1_000_000, cfg.seed)
             if len(flat) == 0:
                 raise ValueError(f"{source or 'image'}: no opaque pixel to segment")
             sample = sample_features(pixels, flat, cfg.color_space, cfg.position_weight, stretch)
@@ -574,13 +576,32 @@ def segment_tiled(
     )
 
 
-def _fit_sample_indices(shape, alpha, cfg: SegmentConfig, grid_sample) -> np.ndarray:
-    """Raster indices of the pixels the model is fitted on (as the in-memory pipeline picks them)."""
+def fit_sample_indices(shape: tuple[int, int], alpha: np.ndarray | None, size: int, seed: int) -> np.ndarray:
+    """Raster indices of the pixels a model is fitted on, as :func:`segment.segment_image` picks them.
+
+    Parameters
+    ----------
+    shape : (H, W)
+    alpha : (H, W) ndarray or None
+        Alpha channel; transparent pixels are never picked.
+    size : int
+        About this many pixels on a jittered grid (:func:`segment.pipeline.grid_sample`);
+        0 takes every pixel.
+    seed : int
+        Seed of the jitter.
+
+    Returns
+    -------
+    (N,) int64 ndarray
+    """
+    from segment.pipeline import grid_sample
+
     height, width = shape
-    rng = np.random.default_rng(cfg.seed)
-    size = cfg.fit_sample or 1_000_000  # "all pixels" is not an option at this size
-    if cfg.n_components != AUTO:
-        size = max(size, cfg.n_components)
+    if alpha is not None and alpha.all():
+        alpha = None
+    if size == 0:
+        return np.arange(height * width, dtype=np.int64) if alpha is None else np.flatnonzero(alpha)
+    rng = np.random.default_rng(seed)
     if alpha is None:
         return np.asarray(grid_sample(shape, None, size, rng), dtype=np.int64)
     n_valid = int(np.count_nonzero(alpha))

@@ -1,0 +1,356 @@
+"""Scoring segmentations against human ones: the BSDS500 region benchmarks over many images.
+
+Used by ``segment evaluate`` and ``scripts/evaluate_bsds.py``. Predictions are
+label images (our ``*_labels.png``, any single-channel integer image, ``.npy``)
+or images segmented on the fly with a :class:`~segment.config.SegmentConfig`;
+ground truths are BSDS500 ``.mat`` files or label images / folders of label
+images, found by the prediction's name (see :func:`find_ground_truth`).
+
+Segments are counted as a person sees them: unless ``connected=False``,
+every prediction is split into its 4-connected regions before scoring, so a
+mixture component that occurs in several places counts as several segments.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segment import io, metrics
+from segment.config import SegmentConfig
+
+PREDICTION_KINDS = ("auto", "labels", "images")
+LABEL_SUFFIX = "_labels"
+_GROUND_TRUTH_SUFFIXES = (".mat", ".png", ".tif", ".tiff", ".bmp", ".pgm")
+_ARRAY_SUFFIXES = (".npy",)
+
+Segmenter = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """Scores of one prediction.
+
+    Attributes
+    ----------
+    name : str
+        Image name (the file stem without ``_labels``).
+    path : str
+        The prediction (label image or segmented image).
+    scores : ImageScores
+        PRI, VoI, covering terms and the number of segments.
+    seconds : float or None
+        Time spent segmenting the image; None for a given label image.
+    """
+
+    name: str
+    path: str
+    scores: metrics.ImageScores
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "pri": self.scores.pri,
+            "voi": self.scores.voi,
+            "covering": self.scores.covering,
+            "n_segments": self.scores.n_segments,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class Evaluation:
+    """Per-image results, failures, and the dataset figures.
+
+    Attributes
+    ----------
+    results : list of ImageResult
+        One entry per scored prediction, in input order.
+    failures : list of (str, str)
+        ``(path, message)`` of each prediction that could not be scored.
+    """
+
+    results: list[ImageResult] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> metrics.DatasetScores | None:
+        """Mean PRI, mean VoI, pooled covering, mean segment count; None if nothing was scored."""
+        return metrics.summarize([r.scores for r in self.results]) if self.results else None
+
+    @property
+    def seconds_per_image(self) -> float | None:
+        """Mean segmentation time of the images segmented on the fly, or None."""
+        times = [r.seconds for r in self.results if r.seconds is not None]
+        return float(np.mean(times)) if times else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form: summary, per-image results and failures."""
+        summary = self.summary
+        return {
+            "summary": None
+            if summary is None
+            else {
+                "pri": summary.pri,
+                "voi": summary.voi,
+                "covering": summary.covering,
+                "n_segments": summary.n_segments,
+                "n_images": summary.n_images,
+                "seconds_per_image": self.seconds_per_image,
+            },
+            "images": [r.to_dict() for r in self.results],
+            "failures": [{"path": p, "error": m} for p, m in self.failures],
+        }
+
+
+def score_segmentation(labels: np.ndarray, truths: Sequence[np.ndarray], *, connected: bool = True) -> metrics.ImageScores:
+    """Score one label image against the human segmentations of its image.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+        Predicted labels.
+    truths : sequence of (H, W) int ndarray
+        Human segmentations.
+    connected : bool
+        Split ``labels`` into 4-connected regions first, so that every
+        region counts as one segment (the way a person sees them).
+
+    Returns
+    -------
+    ImageScores
+
+    Raises
+    ------
+    ValueError
+        If a ground truth's shape differs from ``labels``' (the message
+        names both shapes), or there is no ground truth.
+    """
+    labels = np.asarray(labels)
+    if connected and labels.size:
+        labels = connected_regions(labels)
+    return metrics.evaluate(labels, truths)
+
+
+def connected_regions(labels: np.ndarray) -> np.ndarray:
+    """Number the 4-connected regions of ``labels`` 1..R; every value (0 too) forms regions.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+
+    Returns
+    -------
+    regions : (H, W) int32 ndarray
+    """
+    from skimage.measure import label
+
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "b":
+        labels = labels.astype(np.int32)
+    return label(labels, background=int(labels.min()) - 1, connectivity=1).astype(np.int32)
+
+
+def find_ground_truth(truth_dir: str | os.PathLike, name: str) -> Path:
+    """Where the ground truth of image ``name`` lies in ``truth_dir``.
+
+    Looked for, in this order: ``name.mat`` (BSDS), a folder ``name/`` of
+    label images, ``name.png`` / ``.tif`` / ``.tiff`` / ``.bmp`` / ``.pgm``.
+
+    Raises
+    ------
+    ValueError
+        If ``truth_dir`` is not a folder or holds nothing for ``name``.
+    """
+    truth_dir = Path(truth_dir)
+    if not truth_dir.is_dir():
+        raise ValueError(f"{truth_dir}: ground-truth folder not found")
+    candidates = [truth_dir / f"{name}.mat", truth_dir / name] + [truth_dir / f"{name}{s}" for s in _GROUND_TRUTH_SUFFIXES[1:]]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise ValueError(f"no ground truth for {name!r} in {truth_dir} (expected {name}.mat, {name}/ or {name}.png)")
+
+
+def image_name(path: str | os.PathLike) -> str:
+    """The image name a prediction file stands for: its stem without ``_labels``."""
+    stem = Path(path).stem
+    return stem[: -len(LABEL_SUFFIX)] if stem.endswith(LABEL_SUFFIX) else stem
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files given, with folders replaced by the image and ``.npy`` files in them (sorted)."""
+    suffixes = io.IMAGE_SUFFIXES + _ARRAY_SUFFIXES
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes))
+        else:
+            out.append(path)
+    return out
+
+
+def load_prediction_labels(path: str | os.PathLike) -> np.ndarray | None:
+    """The label image in ``path``, or None when the file is an ordinary image to segment.
+
+    ``.npy`` files and files named ``*_labels.*`` are label images; so is any
+    single-channel image with 16- or 32-bit integer pixels. 8-bit greyscale
+    and colour images count as photographs.
+
+    Raises
+    ------
+    ValueError
+        If a file that must be a label image cannot be read as one.
+    """
+    path = Path(path)
+    if path.suffix.lower() in _ARRAY_SUFFIXES:
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot be read as a .npy array ({exc})") from None
+        return _as_labels(path, array)
+    if path.stem.endswith(LABEL_SUFFIX):
+        return _as_labels(path, _read_unchanged(path))
+    image = _read_unchanged(path)
+    if image.ndim == 2 and image.dtype.kind in "iu" and image.dtype.itemsize >= 2:
+        return image.astype(np.int64)
+    return None
+
+
+def _read_unchanged(path: Path) -> np.ndarray:
+    import cv2
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: cannot be read as an image")
+    return image
+
+
+def _as_labels(path: Path, array: np.ndarray) -> np.ndarray:
+    if array.ndim != 2 or array.dtype.kind not in "iub":
+        raise ValueError(f"{path}: not a single-channel integer label image (shape {array.shape}, dtype {array.dtype})")
+    return array.astype(np.int64)
+
+
+def pipeline_segmenter(config: SegmentConfig | None = None) -> Segmenter:
+    """A function image -> label image that runs :func:`segment.segment_image` with ``config``."""
+    from segment.pipeline import segment_image
+
+    cfg = config if config is not None else SegmentConfig()
+
+    def segment(image: np.ndarray) -> np.ndarray:
+        return segment_image(image, cfg).labels
+
+    return segment
+
+
+def evaluate_files(
+    predictions: Iterable[str | os.PathLike],
+    truth_dir: str | os.PathLike,
+    segmenter: Segmenter | None = None,
+    *,
+    kind: str = "auto",
+    connected: bool = True,
+    on_result: Callable[[ImageResult], None] | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+) -> Evaluation:
+    """Score label images, or images segmented on the fly, against their ground truths.
+
+    Parameters
+    ----------
+    predictions : iterable of path-like
+        Label images or images (folders are expanded, see :func:`expand_inputs`).
+    truth_dir : path-like
+        Folder with the ground truth of every image (see :func:`find_ground_truth`).
+    segmenter : callable, optional
+        Image array -> label image, for predictions that are images; defaults
+        to the pipeline with default settings (:func:`pipeline_segmenter`).
+    kind : {"auto", "labels", "images"}
+        What the prediction files are; "auto" decides per file with
+        :func:`load_prediction_labels`.
+    connected : bool
+        Score connected regions (see :func:`score_segmentation`).
+    on_result, on_failure : callable, optional
+        Called after each scored prediction / with ``(path, message)`` after
+        each failure, e.g. to report progress.
+
+    Returns
+    -------
+    Evaluation
+        Failures (unreadable files, missing ground truth, shape mismatch)
+        are collected, not raised.
+    """
+    if kind not in PREDICTION_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PREDICTION_KINDS)}; got {kind!r}")
+    segmenter = segmenter if segmenter is not None else pipeline_segmenter()
+    evaluation = Evaluation()
+    for path in expand_inputs(predictions):
+        try:
+            result = _evaluate_one(path, truth_dir, segmenter, kind, connected)
+        except (ValueError, OSError, MemoryError, io.SegmentError) as exc:
+            message = str(exc)
+            message = message if message.startswith(str(path)) else f"{path}: {message}"
+            evaluation.failures.append((str(path), message))
+            if on_failure is not None:
+                on_failure(str(path), message)
+            continue
+        evaluation.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return evaluation
+
+
+def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str, connected: bool) -> ImageResult:
+    name = image_name(path)
+    truths = metrics.load_ground_truth(find_ground_truth(truth_dir, name))
+    labels = None
+    if kind == "labels":
+        labels = load_prediction_labels(path)
+        if labels is None:
+            labels = _as_labels(path, _read_unchanged(path))
+    elif kind == "auto":
+        labels = load_prediction_labels(path)
+    seconds = None
+    if labels is None:
+        image = io.load_image(path)
+        start = time.perf_counter()
+        labels = segmenter(image)
+        seconds = time.perf_counter() - start
+    return ImageResult(name, str(path), score_segmentation(labels, truths, connected=connected), seconds)
+
+
+def bsds_split(root: str | os.PathLike, split: str) -> tuple[list[Path], Path]:
+    """The images of one BSDS500 split and its ground-truth folder.
+
+    Parameters
+    ----------
+    root : path-like
+        The data set folder, holding ``images/<split>/*.jpg`` and
+        ``groundTruth/<split>/*.mat``.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+
+    Raises
+    ------
+    ValueError
+        If the split's folders are missing or empty.
+    """
+    root = Path(root)
+    image_dir, truth_dir = root / "images" / split, root / "groundTruth" / split
+    if not image_dir.is_dir() or not truth_dir.is_dir():
+        raise ValueError(f"{root}: no BSDS500 split {split!r} (expected images/{split}/ and groundTruth/{split}/)")
+    images = sorted(image_dir.glob("*.jpg"), key=lambda p: p.name)
+    if not images:
+        raise ValueError(f"{image_dir}: no .jpg images")
+    return images, truth_dir
