@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ INIT_METHODS = ("kmeans++", "random_from_data")
 DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
 OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json")
 CONFIDENCE_FORMATS = ("npy", "tif")
+MERGE_TARGETS = ("similar", "border")
 AUTO = "auto"
 
 
@@ -55,8 +57,11 @@ class SegmentConfig:
         Fit the mixture on at most this many pixels (a stratified grid
         sample), then label every pixel. 0 fits on all pixels.
     smoothing : float
-        Strength (beta) of the Potts prior that makes neighbouring pixels
-        prefer the same label during EM; 0 is a plain per-pixel mixture.
+        Strength (beta) of a Potts prior on the labels: a pixel's label gains
+        ``beta`` log-probability per 4-neighbour with the same label
+        (``beta / sqrt(2)`` per diagonal one), and the labels maximising the
+        posterior are found by iterated conditional modes. 0 is a plain
+        per-pixel mixture.
     auto_range : tuple of int
         Smallest and largest number of components tried by ``"auto"``.
     max_side : int or None
@@ -66,8 +71,14 @@ class SegmentConfig:
     denoise_size : int
         Kernel diameter of the pre-filter in pixels (odd).
     min_size : int
-        Connected regions smaller than this many pixels are merged into the
-        neighbour they share the longest border with.
+        Connected regions smaller than this many pixels are merged into a
+        neighbour (see ``merge_into``).
+    min_fraction : float
+        The same threshold as a fraction of the image's pixels, so that it
+        scales with the image; the larger of the two applies.
+    merge_into : {"similar", "border"}
+        Which neighbour a small region joins: the one with the closest mean
+        colour, or the one it shares the longest border with.
     hole_size : int
         Regions smaller than this, enclosed by a single other region, take
         that region's label.
@@ -110,6 +121,8 @@ class SegmentConfig:
     denoise: str = "none"
     denoise_size: int = 5
     min_size: int = 0
+    min_fraction: float = 0.0
+    merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0
     closing_radius: int = 0
@@ -136,6 +149,10 @@ class SegmentConfig:
         if unknown:
             raise TypeError(f"unknown SegmentConfig field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+    def min_region_size(self, n_pixels: int) -> int:
+        """Smallest region kept in an image of ``n_pixels`` pixels: ``min_size`` or ``min_fraction`` of them."""
+        return max(self.min_size, math.ceil(self.min_fraction * n_pixels))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-serialisable dict."""
@@ -213,6 +230,10 @@ def _validate(cfg: SegmentConfig) -> None:
     if cfg.denoise_size % 2 == 0:
         raise ValueError(f"denoise_size must be odd; got {cfg.denoise_size}")
     _check_int("min_size", cfg.min_size, 0)
+    _check_number("min_fraction", cfg.min_fraction, 0.0)
+    if cfg.min_fraction > 1:
+        raise ValueError(f"min_fraction must be <= 1 (a fraction of the image's pixels); got {cfg.min_fraction}")
+    _check_choice("merge_into", cfg.merge_into, MERGE_TARGETS)
     _check_int("hole_size", cfg.hole_size, 0)
     _check_int("opening_radius", cfg.opening_radius, 0)
     _check_int("closing_radius", cfg.closing_radius, 0)

@@ -6,9 +6,9 @@ or images segmented on the fly with a :class:`~segment.config.SegmentConfig`;
 ground truths are BSDS500 ``.mat`` files or label images / folders of label
 images, found by the prediction's name (see :func:`find_ground_truth`).
 
-Segments are counted as a person sees them: unless ``connected=False``,
-every prediction is split into its 4-connected regions before scoring, so a
-mixture component that occurs in several places counts as several segments.
+A prediction is scored as given: a label that occurs in several disconnected
+places is one segment. Segment with ``relabel=True`` (the default) to score
+connected regions, the segments a person sees.
 """
 
 from __future__ import annotations
@@ -112,54 +112,6 @@ class Evaluation:
         }
 
 
-def score_segmentation(labels: np.ndarray, truths: Sequence[np.ndarray], *, connected: bool = True) -> metrics.ImageScores:
-    """Score one label image against the human segmentations of its image.
-
-    Parameters
-    ----------
-    labels : (H, W) int ndarray
-        Predicted labels.
-    truths : sequence of (H, W) int ndarray
-        Human segmentations.
-    connected : bool
-        Split ``labels`` into 4-connected regions first, so that every
-        region counts as one segment (the way a person sees them).
-
-    Returns
-    -------
-    ImageScores
-
-    Raises
-    ------
-    ValueError
-        If a ground truth's shape differs from ``labels``' (the message
-        names both shapes), or there is no ground truth.
-    """
-    labels = np.asarray(labels)
-    if connected and labels.size:
-        labels = connected_regions(labels)
-    return metrics.evaluate(labels, truths)
-
-
-def connected_regions(labels: np.ndarray) -> np.ndarray:
-    """Number the 4-connected regions of ``labels`` 1..R; every value (0 too) forms regions.
-
-    Parameters
-    ----------
-    labels : (H, W) int ndarray
-
-    Returns
-    -------
-    regions : (H, W) int32 ndarray
-    """
-    from skimage.measure import label
-
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "b":
-        labels = labels.astype(np.int32)
-    return label(labels, background=int(labels.min()) - 1, connectivity=1).astype(np.int32)
-
-
 def find_ground_truth(truth_dir: str | os.PathLike, name: str) -> Path:
     """Where the ground truth of image ``name`` lies in ``truth_dir``.
 
@@ -261,7 +213,6 @@ def evaluate_files(
     segmenter: Segmenter | None = None,
     *,
     kind: str = "auto",
-    connected: bool = True,
     on_result: Callable[[ImageResult], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Evaluation:
@@ -279,8 +230,6 @@ def evaluate_files(
     kind : {"auto", "labels", "images"}
         What the prediction files are; "auto" decides per file with
         :func:`load_prediction_labels`.
-    connected : bool
-        Score connected regions (see :func:`score_segmentation`).
     on_result, on_failure : callable, optional
         Called after each scored prediction / with ``(path, message)`` after
         each failure, e.g. to report progress.
@@ -297,7 +246,7 @@ def evaluate_files(
     evaluation = Evaluation()
     for path in expand_inputs(predictions):
         try:
-            result = _evaluate_one(path, truth_dir, segmenter, kind, connected)
+            result = _evaluate_one(path, truth_dir, segmenter, kind)
         except (ValueError, OSError, MemoryError, io.SegmentError) as exc:
             message = str(exc)
             message = message if message.startswith(str(path)) else f"{path}: {message}"
@@ -311,7 +260,9 @@ def evaluate_files(
     return evaluation
 
 
-def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str, connected: bool) -> ImageResult:
+def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str) -> ImageResult:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
     name = image_name(path)
     truths = metrics.load_ground_truth(find_ground_truth(truth_dir, name))
     labels = None
@@ -327,7 +278,7 @@ def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str, connec
         start = time.perf_counter()
         labels = segmenter(image)
         seconds = time.perf_counter() - start
-    return ImageResult(name, str(path), score_segmentation(labels, truths, connected=connected), seconds)
+    return ImageResult(name, str(path), metrics.evaluate(labels, truths), seconds)
 
 
 def bsds_split(root: str | os.PathLike, split: str) -> tuple[list[Path], Path]:

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, postprocess, preprocess, render
+from segment import features, io, postprocess, preprocess, render, smoothing
 from segment.config import AUTO, SegmentConfig, SettingsError
 from segment.gmm import ConvergenceWarning, GaussianMixture
 
 # Sample used to compare numbers of components for n_components="auto".
 AUTO_SAMPLE = 50_000
+# EM iterations of the refit under the smoothing prior (HMRF-EM).
+SMOOTHING_REFIT_ITER = 10
 
 
 @dataclass
@@ -180,6 +182,7 @@ def segment_image(
     flat_labels = np.zeros(height * width, dtype=np.int32)
     flat_confidence = np.zeros(height * width, dtype=np.float32)
     with _numba_threads(cfg.n_jobs):
+        fitted_here = model is None
         if len(feats) and model is None:
             model = _fit_model(feats, n_colour, (height, width), valid, cfg)
         elif model is not None and feats.shape[1] != model.means_.shape[1]:
@@ -194,9 +197,22 @@ def segment_image(
             flat_labels[target] = components + 1
             flat_confidence[target] = confidence
         lap("label")
+        if len(feats) and cfg.smoothing > 0:
+            grid = flat_labels.reshape(height, width), flat_confidence.reshape(height, width)
+            smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
+            if fitted_here:
+                model = _refit_with_prior(model, feats, grid[0], valid, cfg)
+                components, confidence = model.label(feats)
+                flat_labels[target] = components + 1
+                flat_confidence[target] = confidence
+                smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
+            lap("smooth")
     labels = flat_labels.reshape(height, width)
     labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
-    labels = postprocess.merge_small_regions(labels, cfg.min_size, cfg.hole_size)
+    similarity = _colour_map(feats[:, :n_colour], valid, (height, width)) if cfg.merge_into == "similar" else None
+    labels = postprocess.merge_small_regions(
+        labels, cfg.min_region_size(height * width), cfg.hole_size, features=similarity
+    )
     component_stats = _component_stats(pixels, labels, model)
     if cfg.relabel:
         labels = postprocess.relabel_regions(labels)
@@ -245,6 +261,29 @@ def _fit_model(
     model.permute_components(order)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
     return model
+
+
+def _refit_with_prior(
+    model: GaussianMixture, feats: np.ndarray, labels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig
+) -> GaussianMixture:
+    """HMRF-EM: refit ``model`` with every pixel's Potts prior from its neighbours' (smoothed) labels.
+
+    EM restarts from the fitted parameters on the same grid sample, for at
+    most ``SMOOTHING_REFIT_ITER`` iterations. Components move towards the
+    spatially coherent classes instead of explaining speckle.
+    """
+    rows = grid_sample(labels.shape, valid, cfg.fit_sample, np.random.default_rng(cfg.seed)) if cfg.fit_sample else None
+    rows = np.arange(len(feats)) if rows is None else rows
+    pixels = rows if valid is None else np.flatnonzero(valid)[rows]
+    prior = smoothing.potts_log_prior(labels, pixels, cfg.smoothing, model.n_components)
+    refit = _new_model(model.n_components, cfg.replace(max_iter=min(cfg.max_iter, SMOOTHING_REFIT_ITER)))
+    refit.weights_init, refit.means_init, refit.precisions_init = model.weights_, model.means_, model.precisions_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        refit.fit(feats[rows], log_prior=prior)
+    refit.permute_components(np.lexsort(refit.means_.T[::-1]))
+    refit.metadata_ = model.metadata_
+    return refit
 
 
 def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig) -> GaussianMixture:
@@ -325,6 +364,15 @@ def grid_sample(shape: tuple[int, int], valid: np.ndarray | None, size: int, rng
         return flat
     position = np.cumsum(valid) - 1
     return position[flat[valid[flat]]]
+
+
+def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) colour features of every pixel (0 where transparent), from those of the valid pixels."""
+    if valid is None:
+        return colours.reshape(*shape, -1)
+    out = np.zeros((shape[0] * shape[1], colours.shape[1]), dtype=colours.dtype)
+    out[valid] = colours
+    return out.reshape(*shape, -1)
 
 
 def _opaque_pixels(image: np.ndarray) -> np.ndarray | None:
