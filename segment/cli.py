@@ -81,6 +81,8 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
      "Merge regions smaller than this many pixels into a neighbour (see --merge-into).", _IMAGE_PANEL),
     ("min_fraction", float, _DEFAULT.min_fraction, ("--min-fraction",),
      "Merge regions smaller than this fraction of the image's pixels (the larger threshold applies).", _IMAGE_PANEL),
+    ("merge_distance", float, _DEFAULT.merge_distance, ("--merge-distance",),
+     "Merge adjacent regions whose mean colours differ by less than this (Delta E for lab; 0 = off).", _IMAGE_PANEL),
     ("merge_into", MergeTarget, MergeTarget(_DEFAULT.merge_into), ("--merge-into",),
      "A small region joins its most similar neighbour (mean colour) or its longest-border one.", _IMAGE_PANEL),
     ("hole_size", int, _DEFAULT.hole_size, ("--hole-size",), "Fill enclosed regions smaller than this.", _IMAGE_PANEL),

@@ -75,7 +75,13 @@ class SegmentConfig:
         neighbour (see ``merge_into``).
     min_fraction : float
         The same threshold as a fraction of the image's pixels, so that it
-        scales with the image; the larger of the two applies.
+        scales with the image; the larger of the two applies. Not applied
+        with a shared model, where a small patch of a class is still that class.
+    merge_distance : float
+        Adjacent regions whose mean colours are closer than this (in colour
+        feature units: CIE76 Delta E for ``lab``) are merged, closest pair
+        first, before small regions are merged. 0 turns it off. Not applied
+        with a shared model, whose labels stay class ids.
     merge_into : {"similar", "border"}
         Which neighbour a small region joins: the one with the closest mean
         colour, or the one it shares the longest border with.
@@ -86,7 +92,8 @@ class SegmentConfig:
         Radius of a per-label morphological opening / closing (0 = off).
     relabel : bool
         Give every connected region its own label (what a person counts as
-        segments) instead of one label per mixture component.
+        segments) instead of one label per mixture component. Not applied
+        with a shared model, whose labels stay class ids.
     save : tuple of str
         Outputs written by ``Segmentation.save``: any of "labels", "color",
         "overlay", "confidence", "json".
@@ -104,7 +111,7 @@ class SegmentConfig:
         None: half of the machine's memory, shared by concurrent workers.
     """
 
-    n_components: int | str = 6
+    n_components: int | str = 8
     color_space: str = "lab"
     position_weight: float = 0.5
     covariance_type: str = "full"
@@ -115,18 +122,19 @@ class SegmentConfig:
     init_params: str = "kmeans++"
     seed: int = 0
     fit_sample: int = 200_000
-    smoothing: float = 0.0
+    smoothing: float = 2.0
     auto_range: tuple[int, int] = (2, 10)
     max_side: int | None = None
     denoise: str = "none"
     denoise_size: int = 5
     min_size: int = 0
-    min_fraction: float = 0.0
+    min_fraction: float = 0.01
+    merge_distance: float = 10.0
     merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0
     closing_radius: int = 0
-    relabel: bool = False
+    relabel: bool = True
     save: tuple[str, ...] = field(default=("labels", "color", "overlay", "json"))
     confidence_format: str = "npy"
     max_pixels: int = 500_000_000
@@ -233,6 +241,7 @@ def _validate(cfg: SegmentConfig) -> None:
     _check_number("min_fraction", cfg.min_fraction, 0.0)
     if cfg.min_fraction > 1:
         raise ValueError(f"min_fraction must be <= 1 (a fraction of the image's pixels); got {cfg.min_fraction}")
+    _check_number("merge_distance", cfg.merge_distance, 0.0)
     _check_choice("merge_into", cfg.merge_into, MERGE_TARGETS)
     _check_int("hole_size", cfg.hole_size, 0)
     _check_int("opening_radius", cfg.opening_radius, 0)

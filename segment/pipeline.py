@@ -209,12 +209,16 @@ def segment_image(
             lap("smooth")
     labels = flat_labels.reshape(height, width)
     labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
-    similarity = _colour_map(feats[:, :n_colour], valid, (height, width)) if cfg.merge_into == "similar" else None
+    regions = fitted_here  # a shared model's labels stay class ids
+    colours = _colour_map(feats[:, :n_colour], valid, (height, width))
+    if regions:
+        labels = postprocess.merge_similar_regions(labels, colours, cfg.merge_distance)
     labels = postprocess.merge_small_regions(
-        labels, cfg.min_region_size(height * width), cfg.hole_size, features=similarity
+        labels, cfg.min_region_size(height * width) if regions else cfg.min_size, cfg.hole_size,
+        features=colours if cfg.merge_into == "similar" else None,
     )
     component_stats = _component_stats(pixels, labels, model)
-    if cfg.relabel:
+    if cfg.relabel and regions:
         labels = postprocess.relabel_regions(labels)
     lap("postprocess")
     timings["total"] = time.perf_counter() - start

@@ -6,6 +6,8 @@ part (transparent), and these functions never create or remove zeros.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 BACKGROUND = 0
@@ -132,6 +134,65 @@ def merge_small_regions(
     return value_of[roots][regions]
 
 
+def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance: float) -> np.ndarray:
+    """Merge adjacent regions whose mean features are closer than ``max_distance``.
+
+    Greedy agglomeration over the 4-connected regions: the closest pair of
+    neighbouring regions (Euclidean distance between their mean feature
+    vectors) is merged first, its mean is updated, and merging stops when no
+    neighbouring pair is closer than ``max_distance``. A merged region keeps
+    the label of the larger of the two, so labels stay valid class ids.
+    Background (0) is never merged nor merged into.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+    features : (H, W, C) or (H, W) ndarray
+        Per-pixel values, e.g. Lab colour (the distance is then CIE76 Delta E).
+    max_distance : float
+        0 skips the step.
+
+    Returns
+    -------
+    labels : (H, W) int32 ndarray
+        A new array; the set of labels used can only shrink.
+    """
+    from skimage.measure import label as connected_regions
+
+    labels = np.asarray(labels, dtype=np.int32)
+    if max_distance <= 0:
+        return labels.copy()
+    regions = connected_regions(labels, background=-1, connectivity=1) - 1
+    n_regions = int(regions.max()) + 1
+    value_of = np.zeros(n_regions, dtype=np.int32)
+    value_of[regions.ravel()] = labels.ravel()
+    graph = _RegionGraph(regions, n_regions, np.bincount(regions.ravel(), minlength=n_regions))
+    means = _region_sums(regions, n_regions, features) / graph.size[:, None]
+    movable = value_of != BACKGROUND
+    version = np.zeros(n_regions, dtype=np.int64)
+
+    def entry(u: int, v: int) -> tuple[float, int, int, int, int]:
+        return float(np.linalg.norm(means[u] - means[v])), u, v, int(version[u]), int(version[v])
+
+    heap = [entry(u, v) for u, edges in graph.adjacency.items() for v in edges if u < v and movable[u] and movable[v]]
+    heapq.heapify(heap)
+    while heap and heap[0][0] < max_distance:
+        _, u, v, version_u, version_v = heapq.heappop(heap)
+        if version[u] != version_u or version[v] != version_v or graph.find(u) != u or graph.find(v) != v:
+            continue
+        source, target = (u, v) if (graph.size[u], v) < (graph.size[v], u) else (v, u)
+        means[target] = (means[target] * graph.size[target] + means[source] * graph.size[source]) / (
+            graph.size[target] + graph.size[source]
+        )
+        graph.merge(source, target)
+        version[target] += 1
+        for other in graph.neighbours(target):
+            if movable[other]:
+                heapq.heappush(heap, entry(min(target, other), max(target, other)))
+    roots = np.array([graph.find(r) for r in range(n_regions)])
+    return value_of[roots][regions]
+
+
 def relabel_regions(labels: np.ndarray) -> np.ndarray:
     """Give every 4-connected region its own label 1..R (background stays 0)."""
     from skimage.measure import label as connected_regions
@@ -141,26 +202,25 @@ def relabel_regions(labels: np.ndarray) -> np.ndarray:
 
 def _region_sums(regions: np.ndarray, n_regions: int, features: np.ndarray) -> np.ndarray:
     """Per-region sums of the feature channels, (n_regions, C) float64."""
-    values = np.asarray(features, dtype=np.float64).reshape(regions.size, -1)
-    flat = regions.ravel()
-    return np.stack([np.bincount(flat, weights=values[:, c], minlength=n_regions) for c in range(values.shape[1])], axis=1)
+    from segment._region_kernels import region_sums
+
+    values = np.asarray(features)
+    values = values.reshape(*regions.shape, -1)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    return region_sums(regions, n_regions, np.ascontiguousarray(values))
 
 
 class _RegionGraph:
     """Union-find over regions with shared-border lengths between current roots."""
 
     def __init__(self, regions: np.ndarray, n_regions: int, sizes: np.ndarray) -> None:
+        from segment._region_kernels import boundary_pairs
+
         self.parent = np.arange(n_regions)
         self.size = sizes.astype(np.int64)
-        pairs = [
-            (regions[:, :-1].ravel(), regions[:, 1:].ravel()),
-            (regions[:-1, :].ravel(), regions[1:, :].ravel()),
-        ]
-        a = np.concatenate([p[0] for p in pairs])
-        b = np.concatenate([p[1] for p in pairs])
-        differ = a != b
-        low, high = np.minimum(a[differ], b[differ]), np.maximum(a[differ], b[differ])
-        keys, counts = np.unique(low.astype(np.int64) * n_regions + high, return_counts=True)
+        low, high = boundary_pairs(regions)
+        keys, counts = np.unique(low * n_regions + high, return_counts=True)
         self.adjacency: dict[int, dict[int, int]] = {}
         for key, count in zip(keys.tolist(), counts.tolist()):
             u, v = divmod(key, n_regions)

@@ -6,6 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+# Per-pixel classes: no spatial prior, no region merging, no relabelling.
+PLAIN = dict(smoothing=0.0, merge_distance=0.0, min_fraction=0.0, relabel=False)
+
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 

@@ -23,11 +23,12 @@ from segment import batch, tiles
 from segment.batch import discover, run_batch
 from segment.cli import app
 from segment.config import SegmentConfig
+from conftest import PLAIN
 from segment.progress import NullProgress, RichProgress, make_progress
 
 runner = CliRunner()
 # Small and quick: 3 components, a few EM iterations are enough for these images.
-FAST = SegmentConfig(n_components=3, max_iter=30)
+FAST = SegmentConfig(n_components=3, max_iter=30, **PLAIN)
 
 
 def _scene(height: int, width: int, seed: int) -> np.ndarray:
@@ -293,7 +294,7 @@ def test_sixteen_bit_precision_reaches_the_features(tmp_path):
     assert np.all((image >> 8)[:, :15] == (image >> 8)[:, 15:])
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "flat16.tif", image)
-    result = run_batch(tmp_path / "in", tmp_path / "out", SegmentConfig(n_components=2, position_weight=0), workers=1)
+    result = run_batch(tmp_path / "in", tmp_path / "out", SegmentConfig(n_components=2, position_weight=0, **PLAIN), workers=1)
     assert result.counts["done"] == 1
     labels = cv2.imread(str(tmp_path / "out" / "flat16_labels.png"), cv2.IMREAD_UNCHANGED)
     assert len(np.unique(labels[:, :15])) == 1 and len(np.unique(labels[:, 15:])) == 1

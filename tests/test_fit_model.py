@@ -14,6 +14,7 @@ from segment import segment_image
 from segment.batch import BatchError, fit_shared_model, run_batch
 from segment.cli import app
 from segment.config import SegmentConfig
+from conftest import PLAIN
 from segment.gmm import GaussianMixture
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def materials(tmp_path):
     return folder, truths
 
 
-COLOUR_ONLY = SegmentConfig(n_components=4, position_weight=0, max_iter=50)
+COLOUR_ONLY = SegmentConfig(n_components=4, position_weight=0, max_iter=50, **PLAIN)
 
 
 def _label_of_each_material(labels: np.ndarray, truth: np.ndarray) -> dict[int, int]:

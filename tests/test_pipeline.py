@@ -6,6 +6,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import segment
 from segment import SegmentConfig, segment_image
+from conftest import PLAIN
 
 
 def test_synthetic_scene_matches_truth(synthetic):
@@ -23,7 +24,7 @@ def test_quadrants_get_one_label_each(quadrants):
 
 
 def test_labels_ordered_by_luminance(quadrants):
-    result = segment_image(quadrants, n_components=4, position_weight=0)
+    result = segment_image(quadrants, n_components=4, position_weight=0, **PLAIN)
     # blue (30, 30, 200) is the darkest quadrant, yellow (220, 220, 40) the lightest
     assert result.labels[15, 5] == 1 and result.labels[15, 15] == 4
 
@@ -69,9 +70,9 @@ def test_auto_components_finds_four_classes(synthetic):
 
 def test_postprocessing_options_are_applied(synthetic):
     image, _ = synthetic
-    plain = segment_image(image, n_components=8)
-    merged = segment_image(image, n_components=8, min_size=200)
-    regions = segment_image(image, n_components=4, min_size=200, relabel=True)
+    plain = segment_image(image, n_components=8, **PLAIN)
+    merged = segment_image(image, n_components=8, **{**PLAIN, "min_size": 200})
+    regions = segment_image(image, n_components=4, **{**PLAIN, "min_size": 200, "relabel": True})
     count = lambda labels: len(np.unique(segment.postprocess.relabel_regions(labels)))
     assert count(merged.labels) < count(plain.labels)
     assert regions.labels.max() == len(np.unique(regions.labels))

@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from segment import segment_image, smoothing
 from segment.gmm import GaussianMixture
 from segment.postprocess import relabel_regions
+from conftest import PLAIN
 
 
 def noisy_scene(seed=0, shape=(48, 64), sigma=45.0):
@@ -112,8 +113,8 @@ def test_unlabelled_pixels_are_left_alone_and_cast_no_vote():
 
 def test_pipeline_smoothing_removes_speckle_and_raises_agreement():
     image, truth = noisy_scene(seed=2, shape=(60, 90))
-    plain = segment_image(image, n_components=3, position_weight=0, smoothing=0.0)
-    smooth = segment_image(image, n_components=3, position_weight=0, smoothing=1.5)
+    plain = segment_image(image, n_components=3, position_weight=0, **PLAIN)
+    smooth = segment_image(image, n_components=3, position_weight=0, **{**PLAIN, "smoothing": 1.5})
     assert "smooth" in smooth.timings and "smooth" not in plain.timings
     regions = lambda labels: relabel_regions(labels).max()
     assert regions(smooth.labels) < regions(plain.labels) / 5

@@ -10,88 +10,229 @@ Every kernel takes the model as arrays of the feature dtype:
 - ``log_prior``: (N, K) float32 extra log-prior per pixel (the smoothing
   prior), or a (0, K) array for none.
 
-Pixels are processed in blocks of ``BLOCK`` (transposed to (D, BLOCK) so the
-inner loops run over contiguous pixels and vectorise) inside parallel chunks
-of ``CHUNK`` pixels. The chunk size does not depend on the number of threads,
-and partial sums are returned per chunk and reduced in a fixed order, so a fit
-is bit-identical whatever the thread count. Kernels do not validate inputs.
+Pixels are processed in blocks of ``BLOCK``, transposed to (D, BLOCK), so that
+every inner loop runs over contiguous pixels without branches and the compiler
+vectorises it; all arithmetic stays in the feature dtype (float32 constants
+included, and a polynomial exp instead of the scalar libm call), and block sums
+are added to float64 accumulators. Blocks are grouped in parallel chunks of
+``CHUNK`` pixels. The chunk size does not depend on the number of threads, and
+partial sums are returned per chunk and reduced in a fixed order, so a fit is
+bit-identical whatever the thread count. Kernels do not validate inputs.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 # No nnan/ninf: log-likelihoods are legitimately -inf.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-BLOCK = 128
+BLOCK = 256
 CHUNK = 8192
+# A component whose log-probability is this far below the best one for every
+# pixel of a block gets zero posteriors there (exp(-20) ~ 2e-9, below float32
+# resolution and far below any tolerance on the float64 path): blocks of
+# neighbouring pixels usually have only a few components within reach, so this
+# saves much of the exp and statistics work.
+NEGLIGIBLE = -20.0
+# Largest log2 of a product of per-pixel sums that float64 holds (2^1023 max).
+_LOG2_PRODUCT_LIMIT = 1000.0
+
+
+def _exp_accumulate(values, shift, total, nb, bits):
+    """Replace ``values[:nb]`` by ``exp(values - shift)`` and add it to ``total`` (compiled per dtype below)."""
+    raise NotImplementedError("only callable from jitted code")
+
+
+@overload(_exp_accumulate, jit_options={"fastmath": FASTMATH})
+def _exp_accumulate_impl(values, shift, total, nb, bits):
+    if values.dtype == types.float64:
+
+        def exp_float64(values, shift, total, nb, bits):
+            for i in range(nb):
+                values[i] = math.exp(values[i] - shift[i])
+                total[i] += values[i]
+
+        return exp_float64
+
+    def exp_float32(values, shift, total, nb, bits):
+        # libm's expf is a scalar call; this is Cephes' range reduction and
+        # minimax polynomial (relative error ~1e-7), with 2^n built from its
+        # exponent bits so that the loop vectorises. Arguments are <= 0 and
+        # clamped at -87, where exp already underflows float32's normal range.
+        scale = bits.view(np.float32)
+        for i in range(nb):
+            x = max(values[i] - shift[i], np.float32(-87.0))
+            n = np.floor(x * np.float32(1.44269504) + np.float32(0.5))
+            f = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
+            p = np.float32(1.9875691500e-4)
+            p = p * f + np.float32(1.3981999507e-3)
+            p = p * f + np.float32(8.3334519073e-3)
+            p = p * f + np.float32(4.1665795894e-2)
+            p = p * f + np.float32(1.6666665459e-1)
+            p = p * f + np.float32(5.0000001201e-1)
+            values[i] = p * f * f + f + np.float32(1.0)
+            bits[i] = np.int32((n + np.float32(127.0)) * np.float32(8388608.0))
+        for i in range(nb):
+            values[i] *= scale[i]
+            total[i] += values[i]
+
+    return exp_float32
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_log_prob(X, start, nb, means, prec_chol, log_norm, log_prior, xb, diff, log_prob):
-    """Fill ``diff[k, :, :nb]`` (X - mean_k) and ``log_prob[k, :nb]`` for one block."""
-    K, D = means.shape
-    for d in range(D):
-        for i in range(nb):
+def _alloc_block(dtype, D, K):
+    """Per-thread work arrays of one block; see the kernels for their roles (``vec`` rows: y or peak, total)."""
+    xb = np.empty((D, BLOCK), dtype=dtype)
+    dk = np.empty((D, BLOCK), dtype=dtype)
+    log_prob = np.empty((K, BLOCK), dtype=dtype)
+    vec = np.empty((3, BLOCK), dtype=dtype)
+    bits = np.empty(BLOCK, dtype=np.int32)
+    best = np.empty(BLOCK, dtype=np.int32)
+    return xb, dk, log_prob, vec, bits, best
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _load_block(X, start, nb, xb):
+    """Copy ``X[start:start + nb]`` transposed into ``xb[:, :nb]``."""
+    for i in range(nb):
+        for d in range(X.shape[1]):
             xb[d, i] = X[start + i, d]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y, log_prob):
+    """Fill ``log_prob[k, :nb]`` with log(weight_k N(x | mean_k, Sigma_k)) + log-prior.
+
+    The pixels are ``xb[:, :nb]`` (transposed), the first one being pixel
+    ``start`` of ``log_prior``. With d = x - mean_k and P = prec_chol[k], the
+    Mahalanobis distance is |y|^2 with y_c = sum_{r <= c} d_r P[r, c]; the
+    pass that computes d_c (kept in ``dk`` (D, BLOCK)) also finishes column c
+    (adds its last term and the square). ``y`` (BLOCK,) is scratch.
+    """
+    K, D = means.shape
+    half = log_prob.dtype.type(0.5)
     for k in range(K):
-        for d in range(D):
-            mu = means[k, d]
-            for i in range(nb):
-                diff[k, d, i] = xb[d, i] - mu
-        ln = log_norm[k]
-        for i in range(nb):
-            log_prob[k, i] = ln
         for c in range(D):
-            # y_c = sum_{r <= c} diff_r * P[r, c]; log N = log_norm - |y|^2 / 2
+            if c > 0:
+                p = prec_chol[k, 0, c]
+                for i in range(nb):
+                    y[i] = dk[0, i] * p
+                for r in range(1, c):
+                    p = prec_chol[k, r, c]
+                    for i in range(nb):
+                        y[i] += dk[r, i] * p
+            else:
+                for i in range(nb):
+                    y[i] = 0.0
+                    log_prob[k, i] = 0.0
+            mu = means[k, c]
             p = prec_chol[k, c, c]
             for i in range(nb):
-                xb[D, i] = diff[k, c, i] * p
-            for r in range(c):
-                p = prec_chol[k, r, c]
-                for i in range(nb):
-                    xb[D, i] += diff[k, r, i] * p
-            for i in range(nb):
-                log_prob[k, i] -= 0.5 * xb[D, i] * xb[D, i]
-    if log_prior.shape[0] > 0:
+                d = xb[c, i] - mu
+                dk[c, i] = d
+                t = y[i] + d * p
+                log_prob[k, i] += t * t
+        ln = log_norm[k]
         for i in range(nb):
-            for k in range(K):
+            log_prob[k, i] = ln - half * log_prob[k, i]
+        if log_prior.shape[0] > 0:
+            for i in range(nb):
                 log_prob[k, i] += log_prior[start + i, k]
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_posteriors(nb, K, log_prob, resp, lse):
-    """Turn ``log_prob[:, :nb]`` into posteriors ``resp`` and log-sum-exp ``lse``."""
+def _block_posteriors(nb, log_prob, peak, total, bits, best):
+    """Turn ``log_prob[:, :nb]`` into unnormalised posteriors exp(log_prob - peak).
+
+    Writes ``peak`` (the largest log-probability), ``best`` (its component,
+    the first one on ties) and ``total`` (the sum of the unnormalised
+    posteriors, in [1, K]): log p(x) = peak + log(total).
+    """
+    K = log_prob.shape[0]
     for i in range(nb):
-        lse[i] = log_prob[0, i]
+        peak[i] = log_prob[0, i]
+        best[i] = 0
+        total[i] = 0.0
     for k in range(1, K):
         for i in range(nb):
-            lse[i] = max(lse[i], log_prob[k, i])
-    for i in range(nb):
-        resp[K, i] = 0.0
+            value = log_prob[k, i]
+            best[i] = k if value > peak[i] else best[i]
+            peak[i] = max(value, peak[i])
     for k in range(K):
+        near = 0
         for i in range(nb):
-            e = math.exp(log_prob[k, i] - lse[i])
-            resp[k, i] = e
-            resp[K, i] += e
-    for i in range(nb):
-        lse[i] += math.log(resp[K, i])
-        resp[K, i] = 1.0 / resp[K, i]
-    for k in range(K):
-        for i in range(nb):
-            resp[k, i] *= resp[K, i]
+            near += log_prob[k, i] - peak[i] > NEGLIGIBLE
+        if near:
+            _exp_accumulate(log_prob[k], peak, total, nb, bits)
+        else:
+            log_prob[k, :nb] = 0.0
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _alloc_block(X, K):
-    D = X.shape[1]
-    xb = np.empty((D + 1, BLOCK), dtype=X.dtype)
-    diff = np.empty((K, D, BLOCK), dtype=X.dtype)
-    log_prob = np.empty((K, BLOCK), dtype=X.dtype)
-    resp = np.empty((K + 1, BLOCK), dtype=X.dtype)
-    lse = np.empty(BLOCK, dtype=X.dtype)
-    return xb, diff, log_prob, resp, lse
+def _block_log_likelihood(nb, peak, total, group):
+    """Sum of log p(x) = peak + log(total) over a block, in float64.
+
+    The logs of ``group`` totals are taken as one log of their product, which
+    cannot overflow float64 (see :func:`_product_group`), to spare the
+    per-pixel scalar log.
+    """
+    result = 0.0
+    for i in range(nb):
+        result += peak[i]
+    for first in range(0, nb, group):
+        product = 1.0
+        for i in range(first, min(nb, first + group)):
+            product *= total[i]
+        result += math.log(product)
+    return result
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _product_group(K):
+    """Number of per-pixel totals (each at most ``K``) whose product fits in float64."""
+    return max(1, int(_LOG2_PRODUCT_LIMIT / math.log2(K + 1)))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _block_statistics(xb, nb, means, resp, total, w, nk, s1, s2):
+    """Add one block's sufficient statistics to ``nk`` (K,), ``s1`` (K, D), ``s2`` (K, D, D).
+
+    ``resp[:, :nb]`` holds the unnormalised posteriors of the pixels
+    ``xb[:, :nb]`` and ``total`` their sums (overwritten by the inverse);
+    ``resp`` is normalised in place and ``w`` (D, BLOCK) is scratch. Sums over
+    the block are taken in the feature dtype, then added to the float64
+    arrays. A component with no posterior mass in the block is skipped.
+    """
+    K, D = means.shape
+    zero = resp.dtype.type(0.0)
+    one = resp.dtype.type(1.0)
+    for i in range(nb):
+        total[i] = one / total[i]
+    for k in range(K):
+        acc = zero
+        for i in range(nb):
+            resp[k, i] *= total[i]
+            acc += resp[k, i]
+        nk[k] += acc
+        if acc == zero:
+            continue
+        for a in range(D):
+            mu = means[k, a]
+            acc = zero
+            for i in range(nb):
+                v = resp[k, i] * (xb[a, i] - mu)
+                w[a, i] = v
+                acc += v
+            s1[k, a] += acc
+        for b in range(D):
+            mu = means[k, b]
+            for a in range(b + 1):
+                acc = zero
+                for i in range(nb):
+                    acc += w[a, i] * (xb[b, i] - mu)
+                s2[k, a, b] += acc
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -102,65 +243,46 @@ def em_statistics(X, means, prec_chol, log_norm, log_prior):
     ``loglik`` (C,) sum of log p(x); ``nk`` (C, K) sum of responsibilities;
     ``s1`` (C, K, D) sum of r * (x - mean_k); ``s2`` (C, K, D, D) upper
     triangle of sum of r * (x - mean_k)(x - mean_k)^T. Statistics are taken
-    about the current means, which keeps them well conditioned.
+    about the given means, which keeps them well conditioned.
     """
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
+    group = _product_group(K)
     loglik = np.zeros(n_chunks)
     nk = np.zeros((n_chunks, K))
     s1 = np.zeros((n_chunks, K, D))
     s2 = np.zeros((n_chunks, K, D, D))
     for c in prange(n_chunks):
-        xb, diff, log_prob, resp, lse = _alloc_block(X, K)
+        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _block_log_prob(X, start, nb, means, prec_chol, log_norm, log_prior, xb, diff, log_prob)
-            _block_posteriors(nb, K, log_prob, resp, lse)
-            total = 0.0
-            for i in range(nb):
-                total += lse[i]
-            loglik[c] += total
-            for k in range(K):
-                total = 0.0
-                for i in range(nb):
-                    total += resp[k, i]
-                nk[c, k] += total
-                for a in range(D):
-                    total = 0.0
-                    for i in range(nb):
-                        xb[a, i] = resp[k, i] * diff[k, a, i]
-                        total += xb[a, i]
-                    s1[c, k, a] += total
-                    for b in range(a, D):
-                        total = 0.0
-                        for i in range(nb):
-                            total += xb[a, i] * diff[k, b, i]
-                        s2[c, k, a, b] += total
+            _load_block(X, start, nb, xb)
+            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
+            loglik[c] += _block_log_likelihood(nb, vec[0], vec[1], group)
+            _block_statistics(xb, nb, means, log_prob, vec[1], dk, nk[c], s1[c], s2[c])
     return loglik, nk, s1, s2
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence):
     """Write the argmax component into ``labels`` (N,) int32 and its posterior into ``confidence`` (N,) float32."""
-    N = X.shape[0]
+    N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
-        xb, diff, log_prob, resp, lse = _alloc_block(X, K)
+        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _block_log_prob(X, start, nb, means, prec_chol, log_norm, log_prior, xb, diff, log_prob)
-            _block_posteriors(nb, K, log_prob, resp, lse)
+            _load_block(X, start, nb, xb)
+            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
             for i in range(nb):
-                best = 0
-                for k in range(1, K):
-                    if log_prob[k, i] > log_prob[best, i]:
-                        best = k
-                labels[start + i] = best
-                confidence[start + i] = resp[best, i]
+                labels[start + i] = best[i]
+                confidence[start + i] = 1.0 / vec[1, i]
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -169,20 +291,21 @@ def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
 
     ``resp_out`` may have zero rows to skip the posteriors.
     """
-    N = X.shape[0]
+    N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
     write_resp = resp_out.shape[0] > 0
     for c in prange(n_chunks):
-        xb, diff, log_prob, resp, lse = _alloc_block(X, K)
+        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _block_log_prob(X, start, nb, means, prec_chol, log_norm, log_prior, xb, diff, log_prob)
-            _block_posteriors(nb, K, log_prob, resp, lse)
+            _load_block(X, start, nb, xb)
+            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
             for i in range(nb):
-                lse_out[start + i] = lse[i]
+                lse_out[start + i] = vec[0, i] + math.log(vec[1, i])
             if write_resp:
                 for i in range(nb):
                     for k in range(K):
-                        resp_out[start + i, k] = resp[k, i]
+                        resp_out[start + i, k] = log_prob[k, i] / vec[1, i]

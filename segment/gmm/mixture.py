@@ -166,11 +166,12 @@ class GaussianMixture:
             weights, means, prec_chol, self.covariance_type, X.dtype
         )
         loglik, nk, s1, s2 = _kernels.em_statistics(
-            X, kernel_means, kernel_prec, log_norm, _as_log_prior(log_prior, X, len(weights))
+            X, kernel_means, kernel_prec, log_norm, _as_log_prior(log_prior, len(weights))
         )
         s2 = s2.sum(axis=0)
         s2 = s2 + np.triu(s2, 1).transpose(0, 2, 1)
-        return loglik.sum(), (nk.sum(axis=0), s1.sum(axis=0), s2, means)
+        # The kernel's statistics are about its (possibly float32-rounded) means.
+        return loglik.sum(), (nk.sum(axis=0), s1.sum(axis=0), s2, kernel_means.astype(np.float64))
 
     def _initial_parameters(self, X, rng):
         K = self.n_components
@@ -281,7 +282,7 @@ class GaussianMixture:
         means, prec, log_norm = _kernel_parameters(
             self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type, X.dtype
         )
-        return X, means, prec, log_norm, _as_log_prior(log_prior, X, self.n_components)
+        return X, means, prec, log_norm, _as_log_prior(log_prior, self.n_components)
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
@@ -472,7 +473,7 @@ def _kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     )
 
 
-def _as_log_prior(log_prior, X, K):
+def _as_log_prior(log_prior, K):
     if log_prior is None:
         return np.empty((0, K), dtype=np.float32)
     return np.ascontiguousarray(log_prior, dtype=np.float32)
