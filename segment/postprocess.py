@@ -33,7 +33,6 @@ def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int 
         A new array.
     """
     import cv2
-    from scipy.ndimage import distance_transform_edt
 
     labels = labels.astype(np.int32, copy=True)
     values = [v for v in np.unique(labels) if v != BACKGROUND]
@@ -44,6 +43,8 @@ def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int 
             mask = (labels == value).astype(np.uint8)
             freed |= (mask > 0) & (cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel) == 0)
         if freed.any() and not (freed | (labels == BACKGROUND)).all():
+            from scipy.ndimage import distance_transform_edt
+
             unusable = freed | (labels == BACKGROUND)
             rows, cols = distance_transform_edt(unusable, return_distances=False, return_indices=True)
             labels[freed] = labels[rows[freed], cols[freed]]

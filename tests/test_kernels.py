@@ -38,7 +38,14 @@ def _reference(X, means, prec_chol, log_norm, log_prior):
 
 
 # N spans several chunks and a ragged last block; D = 1 and K = 1 are edge cases.
-CASES = [(20_000, 5, 8), (3_001, 3, 4), (1_000, 1, 3), (700, 4, 1)]
+# D up to MAX_UNROLLED runs generated kernels, larger D the generic ones.
+CASES = [(20_000, 5, 8), (3_001, 3, 4), (1_000, 1, 3), (700, 4, 1), (1_500, 2, 3), (2_500, 6, 5), (1_200, 9, 3)]
+
+
+def test_cases_cover_both_kernel_families():
+    dimensions = {D for _, D, _ in CASES}
+    assert set(range(1, 7)) <= dimensions
+    assert max(dimensions) > _kernels.MAX_UNROLLED
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 2e-4)])
@@ -59,9 +66,10 @@ def test_em_statistics_match_reference(N, D, K, dtype, rtol):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_labels_posteriors_and_densities_match_reference(dtype):
+@pytest.mark.parametrize("D", [5, _kernels.MAX_UNROLLED + 1])
+def test_labels_posteriors_and_densities_match_reference(dtype, D):
     rng = np.random.default_rng(1)
-    K, D, N = 6, 5, 9_000
+    K, N = 6, 9_000
     means, prec_chol, log_norm = _model(K, D, dtype, rng)
     X = np.ascontiguousarray(means[rng.integers(K, size=N)] + rng.normal(size=(N, D)), dtype=dtype)
     log_prior = np.log(rng.dirichlet(np.ones(K), size=N)).astype(np.float32)

@@ -18,9 +18,20 @@ are added to float64 accumulators. Blocks are grouped in parallel chunks of
 ``CHUNK`` pixels. The chunk size does not depend on the number of threads, and
 partial sums are returned per chunk and reduced in a fixed order, so a fit is
 bit-identical whatever the thread count. Kernels do not validate inputs.
+
+For up to ``MAX_UNROLLED`` features the per-pixel work (transposition,
+Mahalanobis distance, sufficient statistics) is generated as straight-line
+code for that D: every mean, precision entry, difference and partial sum is
+its own scalar, so the compiler keeps them in vector registers and computes a
+block of pixels with one pass per component instead of one pass per matrix
+entry. These kernels are generated and compiled (or loaded from Numba's
+cache) on the first call for a given D and dtype, so a process pays only for
+the D it uses. Larger D uses the generic kernels, whose loops run over arrays.
 """
 
+import functools
 import math
+import types as pytypes
 
 import numpy as np
 from numba import njit, prange, types
@@ -38,6 +49,9 @@ CHUNK = 8192
 NEGLIGIBLE = -20.0
 # Largest log2 of a product of per-pixel sums that float64 holds (2^1023 max).
 _LOG2_PRODUCT_LIMIT = 1000.0
+# Largest D with generated kernels: the statistics keep D (D + 3) / 2 + 1
+# running sums, which beyond this spill out of registers and take long to compile.
+MAX_UNROLLED = 8
 
 
 def _exp_accumulate(values, shift, total, nb, bits):
@@ -83,14 +97,15 @@ def _exp_accumulate_impl(values, shift, total, nb, bits):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _alloc_block(dtype, D, K):
-    """Per-thread work arrays of one block; see the kernels for their roles (``vec`` rows: y or peak, total)."""
+    """Per-thread work arrays of one block; see the helpers for their roles (``vec`` rows: y or peak, total)."""
     xb = np.empty((D, BLOCK), dtype=dtype)
     dk = np.empty((D, BLOCK), dtype=dtype)
     log_prob = np.empty((K, BLOCK), dtype=dtype)
     vec = np.empty((3, BLOCK), dtype=dtype)
     bits = np.empty(BLOCK, dtype=np.int32)
     best = np.empty(BLOCK, dtype=np.int32)
-    return xb, dk, log_prob, vec, bits, best
+    active = np.empty(K, dtype=np.bool_)
+    return xb, dk, log_prob, vec, bits, best, active
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -143,31 +158,44 @@ def _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_posteriors(nb, log_prob, peak, total, bits, best):
+def _block_posteriors(nb, log_prob, peak, total, bits, active):
     """Turn ``log_prob[:, :nb]`` into unnormalised posteriors exp(log_prob - peak).
 
-    Writes ``peak`` (the largest log-probability), ``best`` (its component,
-    the first one on ties) and ``total`` (the sum of the unnormalised
-    posteriors, in [1, K]): log p(x) = peak + log(total).
+    Writes ``peak`` (the largest log-probability) and ``total`` (the sum of
+    the unnormalised posteriors, in [1, K]): log p(x) = peak + log(total).
+    ``active[k]`` is False where component k is negligible for the whole
+    block; its posteriors are then exactly 0.
     """
     K = log_prob.shape[0]
     for i in range(nb):
         peak[i] = log_prob[0, i]
-        best[i] = 0
         total[i] = 0.0
     for k in range(1, K):
         for i in range(nb):
             value = log_prob[k, i]
-            best[i] = k if value > peak[i] else best[i]
-            peak[i] = max(value, peak[i])
+            peak[i] = value if value > peak[i] else peak[i]
     for k in range(K):
         near = 0
         for i in range(nb):
             near += log_prob[k, i] - peak[i] > NEGLIGIBLE
-        if near:
+        active[k] = near > 0
+        if active[k]:
             _exp_accumulate(log_prob[k], peak, total, nb, bits)
         else:
             log_prob[k, :nb] = 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _block_argmax(nb, log_prob, best):
+    """Write into ``best`` the most probable component of each pixel (the first one on ties)."""
+    for i in range(nb):
+        peak = log_prob[0, i]
+        choice = 0
+        for k in range(1, log_prob.shape[0]):
+            if log_prob[k, i] > peak:
+                peak = log_prob[k, i]
+                choice = k
+        best[i] = choice
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -196,14 +224,14 @@ def _product_group(K):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_statistics(xb, nb, means, resp, total, w, nk, s1, s2):
+def _block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
     """Add one block's sufficient statistics to ``nk`` (K,), ``s1`` (K, D), ``s2`` (K, D, D).
 
     ``resp[:, :nb]`` holds the unnormalised posteriors of the pixels
     ``xb[:, :nb]`` and ``total`` their sums (overwritten by the inverse);
     ``resp`` is normalised in place and ``w`` (D, BLOCK) is scratch. Sums over
     the block are taken in the feature dtype, then added to the float64
-    arrays. A component with no posterior mass in the block is skipped.
+    arrays. Components that are not ``active`` in the block are skipped.
     """
     K, D = means.shape
     zero = resp.dtype.type(0.0)
@@ -211,13 +239,13 @@ def _block_statistics(xb, nb, means, resp, total, w, nk, s1, s2):
     for i in range(nb):
         total[i] = one / total[i]
     for k in range(K):
+        if not active[k]:
+            continue
         acc = zero
         for i in range(nb):
             resp[k, i] *= total[i]
             acc += resp[k, i]
         nk[k] += acc
-        if acc == zero:
-            continue
         for a in range(D):
             mu = means[k, a]
             acc = zero
@@ -235,16 +263,14 @@ def _block_statistics(xb, nb, means, resp, total, w, nk, s1, s2):
                 s2[k, a, b] += acc
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def em_statistics(X, means, prec_chol, log_norm, log_prior):
-    """One fused E-step and sufficient-statistics pass.
+# Kernels. Their source is compiled once per D (see _kernels_for) so that
+# each D gets its own block helpers and its own entries in Numba's cache:
+# ``load_block``, ``block_log_prob`` and ``block_statistics`` are the generic
+# helpers above or the generated ones, with the same arguments. The suffix
+# in the names keeps the cache entries of different D apart.
 
-    Returns per-chunk partial sums (float64), to be summed over axis 0:
-    ``loglik`` (C,) sum of log p(x); ``nk`` (C, K) sum of responsibilities;
-    ``s1`` (C, K, D) sum of r * (x - mean_k); ``s2`` (C, K, D, D) upper
-    triangle of sum of r * (x - mean_k)(x - mean_k)^T. Statistics are taken
-    about the given means, which keeps them well conditioned.
-    """
+_KERNELS_SOURCE = '''
+def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior):
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
@@ -254,58 +280,163 @@ def em_statistics(X, means, prec_chol, log_norm, log_prior):
     s1 = np.zeros((n_chunks, K, D))
     s2 = np.zeros((n_chunks, K, D, D))
     for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
+        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _load_block(X, start, nb, xb)
-            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
-            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
+            load_block(X, start, nb, xb)
+            block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, active)
             loglik[c] += _block_log_likelihood(nb, vec[0], vec[1], group)
-            _block_statistics(xb, nb, means, log_prob, vec[1], dk, nk[c], s1[c], s2[c])
+            block_statistics(xb, nb, means, log_prob, vec[1], active, dk, nk[c], s1[c], s2[c])
     return loglik, nk, s1, s2
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence):
-    """Write the argmax component into ``labels`` (N,) int32 and its posterior into ``confidence`` (N,) float32."""
+def predict_labels_{suffix}(X, means, prec_chol, log_norm, log_prior, labels, confidence):
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
+        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _load_block(X, start, nb, xb)
-            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
-            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
+            load_block(X, start, nb, xb)
+            block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_argmax(nb, log_prob, best)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, active)
             for i in range(nb):
                 labels[start + i] = best[i]
                 confidence[start + i] = 1.0 / vec[1, i]
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
-    """Write posteriors into ``resp_out`` (N, K) and log p(x) into ``lse_out`` (N,), both float64.
-
-    ``resp_out`` may have zero rows to skip the posteriors.
-    """
+def posteriors_{suffix}(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
     write_resp = resp_out.shape[0] > 0
     for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best = _alloc_block(X.dtype, D, K)
+        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
-            _load_block(X, start, nb, xb)
-            _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
-            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, best)
+            load_block(X, start, nb, xb)
+            block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            _block_posteriors(nb, log_prob, vec[0], vec[1], bits, active)
             for i in range(nb):
                 lse_out[start + i] = vec[0, i] + math.log(vec[1, i])
             if write_resp:
                 for i in range(nb):
                     for k in range(K):
                         resp_out[start + i, k] = log_prob[k, i] / vec[1, i]
+'''
+
+
+def _unrolled_helpers_source(D):
+    """Source of ``load_block``, ``block_log_prob`` and ``block_statistics`` for D features.
+
+    The same computations as :func:`_load_block`, :func:`_block_log_prob`
+    and :func:`_block_statistics`, with every loop over features written out
+    (``dk``, ``y`` and ``w`` are unused: the values live in scalars).
+    """
+    features = range(D)
+    upper = [(r, c) for c in features for r in range(c + 1)]
+
+    def lines(template, pairs, indent):
+        return "\n".join(" " * indent + template.format(a=a, b=b) for a, b in pairs)
+
+    each = [(a, None) for a in features]
+    # y_c = sum_{r <= c} d_r P[r, c], and the squared distance |y|^2.
+    columns = "\n".join(f"            y{c} = " + " + ".join(f"d{r} * p{r}_{c}" for r in range(c + 1)) for c in features)
+    squares = " + ".join(f"y{c} * y{c}" for c in features)
+    return f'''
+def load_block(X, start, nb, xb):
+    for i in range(nb):
+{lines("xb[{a}, i] = X[start + i, {a}]", each, 8)}
+
+
+def block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y, log_prob):
+    half = log_prob.dtype.type(0.5)
+    for k in range(means.shape[0]):
+{lines("m{a} = means[k, {a}]", each, 8)}
+{lines("p{a}_{b} = prec_chol[k, {a}, {b}]", upper, 8)}
+        ln = log_norm[k]
+        for i in range(nb):
+{lines("d{a} = xb[{a}, i] - m{a}", each, 12)}
+{columns}
+            log_prob[k, i] = ln - half * ({squares})
+        if log_prior.shape[0] > 0:
+            for i in range(nb):
+                log_prob[k, i] += log_prior[start + i, k]
+
+
+def block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
+    zero = resp.dtype.type(0.0)
+    one = resp.dtype.type(1.0)
+    for i in range(nb):
+        total[i] = one / total[i]
+    for k in range(means.shape[0]):
+        if not active[k]:
+            continue
+{lines("m{a} = means[k, {a}]", each, 8)}
+        n = zero
+{lines("f{a} = zero", each, 8)}
+{lines("g{a}_{b} = zero", upper, 8)}
+        for i in range(nb):
+            r = resp[k, i] * total[i]
+            n += r
+{lines("d{a} = xb[{a}, i] - m{a}", each, 12)}
+{lines("w{a} = r * d{a}", each, 12)}
+{lines("f{a} += w{a}", each, 12)}
+{lines("g{a}_{b} += w{a} * d{b}", upper, 12)}
+        nk[k] += n
+{lines("s1[k, {a}] += f{a}", each, 8)}
+{lines("s2[k, {a}, {b}] += g{a}_{b}", upper, 8)}
+'''
+
+
+@functools.cache
+def _kernels_for(D):
+    """The three kernels for D features, compiled lazily (on first call per dtype) and cached on disk."""
+    # Compiled under this file's name: Numba caches only functions with a
+    # source file, and invalidates their entries when that file changes.
+    namespace = dict(globals())
+    if D <= MAX_UNROLLED:
+        suffix = f"d{D}"
+        helpers = njit(fastmath=FASTMATH)
+        exec(compile(_unrolled_helpers_source(D), __file__, "exec"), namespace)
+        for name in ("load_block", "block_log_prob", "block_statistics"):
+            namespace[name] = helpers(namespace[name])
+    else:
+        suffix = "generic"
+        namespace.update(load_block=_load_block, block_log_prob=_block_log_prob, block_statistics=_block_statistics)
+    exec(compile(_KERNELS_SOURCE.format(suffix=suffix), __file__, "exec"), namespace)
+    kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
+    return pytypes.SimpleNamespace(
+        **{name: kernel(namespace[f"{name}_{suffix}"]) for name in ("em_statistics", "predict_labels", "posteriors")}
+    )
+
+
+def em_statistics(X, means, prec_chol, log_norm, log_prior):
+    """One fused E-step and sufficient-statistics pass.
+
+    Returns per-chunk partial sums (float64), to be summed over axis 0:
+    ``loglik`` (C,) sum of log p(x); ``nk`` (C, K) sum of responsibilities;
+    ``s1`` (C, K, D) sum of r * (x - mean_k); ``s2`` (C, K, D, D) upper
+    triangle of sum of r * (x - mean_k)(x - mean_k)^T. Statistics are taken
+    about the given means, which keeps them well conditioned.
+    """
+    return _kernels_for(X.shape[1]).em_statistics(X, means, prec_chol, log_norm, log_prior)
+
+
+def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence):
+    """Write the argmax component into ``labels`` (N,) int32 and its posterior into ``confidence`` (N,) float32."""
+    _kernels_for(X.shape[1]).predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence)
+
+
+def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
+    """Write posteriors into ``resp_out`` (N, K) and log p(x) into ``lse_out`` (N,), both float64.
+
+    ``resp_out`` may have zero rows to skip the posteriors.
+    """
+    _kernels_for(X.shape[1]).posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out)

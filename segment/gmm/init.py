@@ -34,37 +34,40 @@ def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) 
     -------
     centres : (n_components, D) float64 ndarray
     """
-    points = _subsample(X, rng).astype(np.float64)
-    runs = [_lloyd(points, _seed_centres(points, n_components, rng)) for _ in range(N_SEEDINGS)]
-    return min(runs, key=lambda centres: _inertia(points, centres))
+    # Points as (D, N) columns: every distance is then D whole-array
+    # operations, much faster than NumPy's reductions over a short last axis.
+    columns = np.ascontiguousarray(_subsample(X, rng).T, dtype=np.float64)
+    runs = [_lloyd(columns, _seed_centres(columns, n_components, rng)) for _ in range(N_SEEDINGS)]
+    return min(runs, key=lambda centres: _inertia(columns, centres))
 
 
-def _seed_centres(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def _seed_centres(columns: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    n_points = columns.shape[1]
     n_trials = 2 + int(np.log(n_components))
-    centres = np.empty((n_components, points.shape[1]))
-    centres[0] = points[rng.integers(len(points))]
-    closest = ((points - centres[0]) ** 2).sum(axis=1)
+    centres = np.empty((n_components, len(columns)))
+    centres[0] = columns[:, rng.integers(n_points)]
+    closest = _squared_distance(columns, centres[0])
     for k in range(1, n_components):
         total = closest.sum()
         if total > 0:
             candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * total)
-            candidates = np.minimum(candidates, len(points) - 1)
+            candidates = np.minimum(candidates, n_points - 1)
         else:
-            candidates = rng.integers(len(points), size=n_trials)
-        distances = ((points[None, :, :] - points[candidates][:, None, :]) ** 2).sum(axis=2)
-        potentials = np.minimum(closest[None, :], distances).sum(axis=1)
+            candidates = rng.integers(n_points, size=n_trials)
+        distances = [_squared_distance(columns, columns[:, candidate]) for candidate in candidates]
+        potentials = [np.minimum(closest, distance).sum() for distance in distances]
         best = int(np.argmin(potentials))
-        centres[k] = points[candidates[best]]
+        centres[k] = columns[:, candidates[best]]
         np.minimum(closest, distances[best], out=closest)
     return centres
 
 
-def _lloyd(points: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndarray:
+def _lloyd(columns: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndarray:
     """A few k-means iterations; an emptied cluster keeps its centre."""
     for _ in range(n_iter):
-        nearest = _nearest(points, centres)
+        nearest = _nearest(columns, centres)
         counts = np.bincount(nearest, minlength=len(centres))
-        sums = np.stack([np.bincount(nearest, weights=column, minlength=len(centres)) for column in points.T], axis=1)
+        sums = np.stack([np.bincount(nearest, weights=column, minlength=len(centres)) for column in columns], axis=1)
         moved = centres.copy()
         filled = counts > 0
         moved[filled] = sums[filled] / counts[filled, None]
@@ -74,16 +77,28 @@ def _lloyd(points: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndar
     return centres
 
 
-def _inertia(points: np.ndarray, centres: np.ndarray) -> float:
-    return float(((points - centres[_nearest(points, centres)]) ** 2).sum())
+def _inertia(columns: np.ndarray, centres: np.ndarray) -> float:
+    nearest = _nearest(columns, centres)
+    return float(sum(((column - centres[nearest, d]) ** 2).sum() for d, column in enumerate(columns)))
 
 
-def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre of every point (ties: the lower index)."""
-    # Broadcast rather than the matrix-product expansion: for a few features it
-    # is as fast without BLAS's thread start-up, and exact.
-    distances = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return distances.argmin(axis=1)
+def _squared_distance(columns: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Squared distance of every point, given as (D, N) ``columns``, to ``centre``."""
+    total = (columns[0] - centre[0]) ** 2
+    for column, value in zip(columns[1:], centre[1:]):
+        total += (column - value) ** 2
+    return total
+
+
+def _nearest(columns: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre of every point, given as (D, N) ``columns`` (ties: the lower index)."""
+    nearest = np.zeros(columns.shape[1], dtype=np.intp)
+    best = _squared_distance(columns, centres[0])
+    for k in range(1, len(centres)):
+        distance = _squared_distance(columns, centres[k])
+        nearest[distance < best] = k
+        np.minimum(best, distance, out=best)
+    return nearest
 
 
 def random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -103,7 +118,7 @@ def hard_assignment(X: np.ndarray, centres: np.ndarray, rng: np.random.Generator
         Index of the nearest centre of each point.
     """
     points = _subsample(X, rng).astype(np.float64)
-    return points, _nearest(points, centres)
+    return points, _nearest(np.ascontiguousarray(points.T), centres)
 
 
 def _subsample(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
