@@ -113,11 +113,17 @@ def _check_pixel_limit(path: Path, data: bytes, max_pixels: int) -> None:
         )
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _decode_opencv(path: Path, data: bytes) -> np.ndarray:
     import cv2
 
     if path.suffix.lower() in _JPEG_SUFFIXES and b"\xff\xd9" not in data[-1024:]:
         raise ImageReadError(path, "truncated JPEG data (no end-of-image marker)")
+    if data.startswith(_PNG_SIGNATURE) and b"IEND" not in data[-64:]:
+        # checked here because libpng reports truncation on stderr itself
+        raise ImageReadError(path, "truncated PNG data (no IEND chunk)")
     # OpenCV logs its own complaint about corrupt data on stderr; the error below says it once.
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)

@@ -260,3 +260,22 @@ def test_gaussian_mixture_properties(X, k, covariance):
     assert np.isfinite(model.score_samples(X)).all()
     history = np.array(model.log_likelihood_history_)
     assert np.all(np.diff(history) >= -1e-9 * np.maximum(1.0, np.abs(history[1:])))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "cause"),
+    [(".png", "truncated PNG data (no IEND chunk)"), (".jpg", "truncated JPEG data (no end-of-image marker)")],
+)
+def test_truncated_file_in_a_real_process_prints_one_line(samples, tmp_path, suffix, cause):
+    """Native decoders write to the process's stderr directly, which CliRunner does not see."""
+    full = tmp_path / f"full{suffix}"
+    cv2.imwrite(str(full), cv2.imread(str(samples / "coffee.jpg")))
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    result = subprocess.run(
+        [sys.executable, "-m", "segment", "image", str(cut), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {cut}: {cause}"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
