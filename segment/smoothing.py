@@ -385,8 +385,16 @@ def _uncertain(confidence: np.ndarray, lead: float) -> np.ndarray:
 def _log_posteriors(model: GaussianMixture, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Log-posteriors of the mixture at ``features[rows]``, (M, K) float32, chunk by chunk."""
     out = np.empty((len(rows), model.n_components), dtype=np.float32)
-    with np.errstate(divide="ignore"):
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            np.log(model.predict_proba(features[chunk]), out=out[start : start + len(chunk)], casting="same_kind")
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        _log_into(model.predict_proba(features[chunk]), out[start : start + len(chunk)])
     return out
+
+
+@njit(cache=True, parallel=True)
+def _log_into(probabilities, out):
+    """``out = log(probabilities)`` in float32, -inf for zeros (NumPy's log is single-threaded)."""
+    for i in prange(probabilities.shape[0]):
+        for k in range(probabilities.shape[1]):
+            p = probabilities[i, k]
+            out[i, k] = math.log(p) if p > 0 else -np.inf
