@@ -17,7 +17,8 @@ In one run, on photos upscaled from a sample image (Lab colour + x, y, D = 5):
    for the 12-megapixel photo at several sample sizes, with the fit time.
 3. ``segment_image`` with default settings on the 12-megapixel photo: warm
    (in this process, after one call) and cold (a fresh process, Numba cache
-   warm), with the peak resident memory of the cold process.
+   warm), with the peak resident memory of the cold process; the same for the
+   plain per-pixel mixture (no smoothing, region merging or relabelling).
 4. ``segment image`` (the CLI) on a 0.5-megapixel photo in a fresh process with
    a warm Numba cache.
 
@@ -195,6 +196,10 @@ PEAK_RSS_PRELUDE = (
 )
 
 
+# The per-pixel mixture alone: what the EM and labelling kernels cost end to end.
+PLAIN_MIXTURE = {"smoothing": 0.0, "merge_distance": 0.0, "min_fraction": 0.0, "relabel": False}
+
+
 def run_child(code: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of ``python -c code`` in a fresh process."""
     start = time.perf_counter()
@@ -215,6 +220,14 @@ def bench_end_to_end(big: np.ndarray, tmp: Path, args: argparse.Namespace) -> di
         result = segment_image(path)
         warm.append(time.perf_counter() - start)
     cold = [run_child(f"import segment; segment.segment_image({str(path)!r})") for _ in range(args.repeats)]
+    plain = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        segment_image(path, **PLAIN_MIXTURE)
+        plain.append(time.perf_counter() - start)
+    plain_cold = [
+        run_child(f"import segment; segment.segment_image({str(path)!r}, **{PLAIN_MIXTURE!r})") for _ in range(args.repeats)
+    ]
 
     small = tmp / "photo_05mp.jpg"
     cv2.imwrite(str(small), cv2.cvtColor(photo(big, 0.5), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -228,6 +241,9 @@ def bench_end_to_end(big: np.ndarray, tmp: Path, args: argparse.Namespace) -> di
         "warm_stages_s": {k: round(v, 3) for k, v in result.timings.items()},
         "cold_process_s": statistics.median(w for w, _ in cold),
         "cold_peak_rss_mib": max(p for _, p in cold),
+        "plain_warm_s": statistics.median(plain),
+        "plain_cold_process_s": statistics.median(w for w, _ in plain_cold),
+        "plain_cold_peak_rss_mib": max(p for _, p in plain_cold),
         "cli_0_5mp_cold_process_s": statistics.median(w for w, _ in cli_runs),
         "cli_peak_rss_mib": max(p for _, p in cli_runs),
     }
@@ -278,6 +294,10 @@ def markdown(report: dict) -> str:
             f"| `segment_image`, {e2e['megapixels']} MP photo, warm | {e2e['warm_s']:.2f} | |",
             f"| `segment_image`, {e2e['megapixels']} MP photo, fresh process | {e2e['cold_process_s']:.2f} "
             f"| {e2e['cold_peak_rss_mib']:.0f} |",
+            f"| plain mixture (no smoothing, merging, relabelling), {e2e['megapixels']} MP photo, warm "
+            f"| {e2e['plain_warm_s']:.2f} | |",
+            f"| plain mixture, {e2e['megapixels']} MP photo, fresh process | {e2e['plain_cold_process_s']:.2f} "
+            f"| {e2e['plain_cold_peak_rss_mib']:.0f} |",
             f"| `segment image` CLI, 0.5 MP photo, fresh process | {e2e['cli_0_5mp_cold_process_s']:.2f} "
             f"| {e2e['cli_peak_rss_mib']:.0f} |",
         ]

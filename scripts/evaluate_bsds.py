@@ -6,7 +6,9 @@ segments, seconds per image; definitions in the data set's README):
 - ``segment``: the pipeline with the default settings, changed by ``--set``;
 - ``segment, smoothing 0``: the same without the spatial prior (``--no-plain`` skips it);
 - ``sklearn GMM``: the design recipe, scikit-learn's GaussianMixture with 4
-  components on raw RGB pixels, classes scored as segments (``--no-recipe`` skips it).
+  components on raw RGB pixels, classes scored as segments (``--no-recipe`` skips it);
+- ``skimage felzenszwalb`` with ``--felzenszwalb``: scikit-image's graph-based
+  segmentation (scale 500, sigma 0.8, min_size 50), for scale.
 
 Examples::
 
@@ -41,6 +43,13 @@ def sklearn_recipe(image: np.ndarray) -> np.ndarray:
     return labels.reshape(image.shape[:2]).astype(np.int32) + 1
 
 
+def felzenszwalb_regions(image: np.ndarray) -> np.ndarray:
+    """Regions 1..R from scikit-image's felzenszwalb (scale 500, sigma 0.8, min_size 50) on the RGB image."""
+    from skimage.segmentation import felzenszwalb
+
+    return felzenszwalb(image[:, :, :3], scale=500, sigma=0.8, min_size=50).astype(np.int32) + 1
+
+
 def parse_setting(text: str) -> tuple[str, object]:
     """``name=value`` with the value read as JSON when it parses (numbers, true, null), else as text."""
     name, sep, value = text.partition("=")
@@ -70,17 +79,21 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="NAME=VALUE", help="change a SegmentConfig field, e.g. smoothing=1.5 (repeatable)")
     parser.add_argument("--no-plain", action="store_true", help="skip the row without smoothing")
     parser.add_argument("--no-recipe", action="store_true", help="skip the scikit-learn recipe")
+    parser.add_argument("--felzenszwalb", action="store_true", help="add scikit-image's felzenszwalb as a row")
+    parser.add_argument("--only-baselines", action="store_true", help="skip segment's rows")
     parser.add_argument("--json", type=Path, help="write per-image results of every row to this file")
     args = parser.parse_args(argv)
 
     images, truth_dir = bsds_split(args.root, args.split)
     images = images[: args.limit] if args.limit else images
     config = SegmentConfig().replace(**dict(args.settings))
-    rows = [("segment", pipeline_segmenter(config))]
-    if not args.no_plain and config.smoothing > 0:
+    rows = [] if args.only_baselines else [("segment", pipeline_segmenter(config))]
+    if not args.no_plain and not args.only_baselines and config.smoothing > 0:
         rows.append(("segment, smoothing 0", pipeline_segmenter(config.replace(smoothing=0.0))))
     if not args.no_recipe:
         rows.append(("sklearn GMM, 4 comps, RGB", sklearn_recipe))
+    if args.felzenszwalb:
+        rows.append(("skimage felzenszwalb", felzenszwalb_regions))
 
     changed = {k: v for k, v in config.to_dict().items() if v != SegmentConfig().to_dict()[k]}
     print(f"BSDS500 {args.split}: {len(images)} images; settings: defaults" + (f" with {changed}" if changed else ""))

@@ -82,6 +82,13 @@ class Segmentation:
 
         return save_segmentation(self, outdir, stem)
 
+    def _auto_components(self) -> dict[str, Any]:
+        """How ``n_components="auto"`` chose: BIC of every candidate on the fit sample (empty otherwise)."""
+        bic = getattr(self.model, "metadata_", {}).get("auto_bic") if self.model is not None else None
+        if not bic or self.config.n_components != AUTO:
+            return {}
+        return {"auto_components": {"criterion": "BIC on the fit sample", "bic": bic}}
+
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable description: input, settings, components, fit, timings."""
         from segment import __version__
@@ -93,6 +100,7 @@ class Segmentation:
             "settings": self.config.to_dict(),
             "n_components": int(model.n_components) if model is not None else 0,
             "n_labels": self.n_labels,
+            **self._auto_components(),
             "features": self.feature_names,
             "components": self.components,
             "log_likelihood": _finite_or_none(getattr(model, "lower_bound_", None)),
@@ -244,8 +252,9 @@ def _fit_model(
     if cfg.n_components != AUTO and cfg.n_components > len(feats):
         raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({len(feats)})")
     n_colours = _count_distinct(sample[:, :n_colour_features])
+    bic = None
     if cfg.n_components == AUTO:
-        n_components = _choose_n_components(sample, cfg, n_colours)
+        n_components, bic = _choose_n_components(sample, cfg, n_colours)
     elif cfg.n_components > n_colours:
         warnings.warn(
             f"n_components reduced from {cfg.n_components} to {n_colours}: "
@@ -264,6 +273,8 @@ def _fit_model(
     order = np.lexsort(model.means_.T[::-1])
     model.permute_components(order)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
+    if bic is not None:
+        model.metadata_["auto_bic"] = {str(k): float(v) for k, v in bic.items()}
     return model
 
 
@@ -333,8 +344,8 @@ def _count_distinct(colours: np.ndarray) -> int:
     return len(np.unique(rows))
 
 
-def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> int:
-    """The number of components in ``cfg.auto_range`` (at most ``n_colours``) with the lowest BIC."""
+def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> tuple[int, dict[int, float]]:
+    """The number of components in ``cfg.auto_range`` (at most ``n_colours``) with the lowest BIC, and every BIC."""
     rng = np.random.default_rng(cfg.seed)
     if len(sample) > AUTO_SAMPLE:
         sample = sample[np.sort(rng.choice(len(sample), AUTO_SAMPLE, replace=False))]
@@ -345,7 +356,7 @@ def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int)
         warnings.simplefilter("ignore", ConvergenceWarning)
         for k in candidates:
             scores[k] = _new_model(k, cfg).fit(sample).bic(sample)
-    return min(scores, key=scores.get) if scores else 1
+    return (min(scores, key=scores.get) if scores else 1), scores
 
 
 def grid_sample(shape: tuple[int, int], valid: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -66,6 +66,9 @@ def test_auto_components_finds_four_classes(synthetic):
     # In RGB the scene is exactly a Gaussian mixture (noise added in RGB), so BIC should find 4.
     result = segment_image(image, n_components="auto", color_space="rgb", position_weight=0, auto_range=(2, 7))
     assert result.model.n_components == 4
+    bic = result.summary()["auto_components"]["bic"]
+    assert sorted(map(int, bic)) == list(range(2, 8)) and min(bic, key=bic.get) == "4"
+    assert "auto_components" not in segment_image(image, n_components=4, position_weight=0).summary()
 
 
 def test_postprocessing_options_are_applied(synthetic):
