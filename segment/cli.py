@@ -500,7 +500,7 @@ def evaluate_command(
     if summary is not None:
         timing = evaluation.seconds_per_image
         typer.echo(
-            f"{summary.n_images} images: PRI {summary.pri:.4f}  VoI {summary.voi:.4f}  Covering {summary.covering:.4f}  "
+            f"{summary.n_images} image{'s' if summary.n_images != 1 else ''}: PRI {summary.pri:.4f}  VoI {summary.voi:.4f}  Covering {summary.covering:.4f}  "
             f"{summary.n_segments:.1f} segments" + (f"  {timing:.3f} s/image" if timing is not None else "")
         )
     if json_path is not None:

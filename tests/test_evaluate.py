@@ -50,7 +50,7 @@ def test_label_images_against_a_bsds_mat_file_hand_computed(tmp_path):
     assert summary["voi"] == pytest.approx(0.5)
     assert summary["covering"] == pytest.approx(0.75)
     assert summary["n_segments"] == 2 and summary["seconds_per_image"] is None
-    assert "1 images: PRI 0.7333  VoI 0.5000  Covering 0.7500" in result.stdout
+    assert "1 image: PRI 0.7333  VoI 0.5000  Covering 0.7500" in result.stdout
 
 
 def test_label_image_folders_as_truth_and_npy_predictions(tmp_path):
@@ -100,7 +100,7 @@ def test_failures_are_one_line_each_and_the_rest_is_scored(tmp_path):
     assert "no ground truth" in by_file["orphan"]
     assert "shape mismatch" in by_file["small"]
     assert by_file["missing"] == f"error: {tmp_path / 'missing_labels.png'}: no such file"
-    assert "1 images: PRI 1.0000" in result.stdout
+    assert "1 image: PRI 1.0000" in result.stdout
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path):
