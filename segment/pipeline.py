@@ -251,7 +251,8 @@ def _fit_model(
     sample = feats[grid_sample(shape, valid, cfg.fit_sample, rng)] if cfg.fit_sample else feats
     if cfg.n_components != AUTO and cfg.n_components > len(feats):
         raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({len(feats)})")
-    n_colours = _count_distinct(sample[:, :n_colour_features])
+    needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
+    n_colours = _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
     if cfg.n_components == AUTO:
         n_components, bic = _choose_n_components(sample, cfg, n_colours)
@@ -338,10 +339,16 @@ def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
     )
 
 
-def _count_distinct(colours: np.ndarray) -> int:
-    """Number of distinct rows of a (N, C) array."""
-    rows = np.ascontiguousarray(colours).view(np.dtype((np.void, colours.dtype.itemsize * colours.shape[1])))
-    return len(np.unique(rows))
+def _count_distinct(colours: np.ndarray, enough: int) -> int:
+    """Number of distinct rows of a (N, C) array, exact below ``enough`` (at least ``enough`` otherwise)."""
+
+    def count(rows: np.ndarray) -> int:
+        rows = np.ascontiguousarray(rows)
+        return len(np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))))
+
+    # A spread-out subset usually proves there are enough, without sorting every row.
+    subset = count(colours[:: max(1, len(colours) // 4096)])
+    return subset if subset >= enough else count(colours)
 
 
 def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> tuple[int, dict[int, float]]:

@@ -7,6 +7,7 @@ part (transparent), and these functions never create or remove zeros.
 from __future__ import annotations
 
 import heapq
+import math
 
 import numpy as np
 
@@ -168,28 +169,38 @@ def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance
     value_of = np.zeros(n_regions, dtype=np.int32)
     value_of[regions.ravel()] = labels.ravel()
     graph = _RegionGraph(regions, n_regions, np.bincount(regions.ravel(), minlength=n_regions))
-    means = _region_sums(regions, n_regions, features) / graph.size[:, None]
-    movable = value_of != BACKGROUND
-    version = np.zeros(n_regions, dtype=np.int64)
-
-    def entry(u: int, v: int) -> tuple[float, int, int, int, int]:
-        return float(np.linalg.norm(means[u] - means[v])), u, v, int(version[u]), int(version[v])
-
-    heap = [entry(u, v) for u, edges in graph.adjacency.items() for v in edges if u < v and movable[u] and movable[v]]
+    mean_array = _region_sums(regions, n_regions, features) / graph.size[:, None]
+    movable = (value_of != BACKGROUND).tolist()
+    # Plain Python values: the loop below does many tiny updates, where NumPy's per-call overhead dominates.
+    means = [tuple(row) for row in mean_array.tolist()]
+    size = graph.size.tolist()
+    version = [0] * n_regions
+    pairs = np.array(
+        [(u, v) for u, edges in graph.adjacency.items() for v in edges if u < v and movable[u] and movable[v]],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    distances = np.linalg.norm(mean_array[pairs[:, 0]] - mean_array[pairs[:, 1]], axis=1)
+    close = distances < max_distance
+    # A pair at max_distance or more is never merged unless one side changes, which pushes a new entry.
+    heap = [(d, u, v, 0, 0) for d, u, v in zip(distances[close].tolist(), *pairs[close].T.tolist())]
     heapq.heapify(heap)
-    while heap and heap[0][0] < max_distance:
+    while heap:
         _, u, v, version_u, version_v = heapq.heappop(heap)
         if version[u] != version_u or version[v] != version_v or graph.find(u) != u or graph.find(v) != v:
             continue
-        source, target = (u, v) if (graph.size[u], v) < (graph.size[v], u) else (v, u)
-        means[target] = (means[target] * graph.size[target] + means[source] * graph.size[source]) / (
-            graph.size[target] + graph.size[source]
+        source, target = (u, v) if (size[u], v) < (size[v], u) else (v, u)
+        total = size[target] + size[source]
+        means[target] = tuple(
+            (a * size[target] + b * size[source]) / total for a, b in zip(means[target], means[source])
         )
+        size[target] = total
         graph.merge(source, target)
         version[target] += 1
         for other in graph.neighbours(target):
-            if movable[other]:
-                heapq.heappush(heap, entry(min(target, other), max(target, other)))
+            distance = math.dist(means[target], means[other])
+            if movable[other] and distance < max_distance:
+                low, high = min(target, other), max(target, other)
+                heapq.heappush(heap, (distance, low, high, version[low], version[high]))
     roots = np.array([graph.find(r) for r in range(n_regions)])
     return value_of[roots][regions]
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from segment.postprocess import merge_small_regions, morphology, relabel_regions
+from segment.postprocess import merge_similar_regions, merge_small_regions, morphology, relabel_regions
 
 
 def test_small_speck_merges_into_surrounding_region():
@@ -72,3 +72,19 @@ def test_relabel_counts_connected_regions():
     labels[:, 4] = 2
     out = relabel_regions(labels)
     assert out.max() == 5  # three strips of 1, two of 2
+
+
+def test_merge_similar_regions_joins_close_colours_closest_first():
+    # Three vertical stripes: grey 50 | grey 56 | grey 90, labelled 1 | 2 | 3, with a background corner.
+    labels = np.repeat(np.array([[1] * 4 + [2] * 3 + [3] * 5]), 6, axis=0).astype(np.int32)
+    labels[0, 0] = 0
+    colours = np.choose(labels, [0.0, 50.0, 56.0, 90.0]).astype(np.float32)
+    merged = merge_similar_regions(labels, colours, max_distance=10)
+    assert merged[0, 0] == 0  # background is never merged
+    assert set(np.unique(merged[:, 4:7])) == {1}  # the smaller stripe takes the larger one's label
+    assert set(np.unique(merged[:, 7:])) == {3}  # 90 is 35 and 37 away from the others
+    # After 1 and 2 merge (41 pixels), their mean 52.6 is 37.4 from 3: a threshold of 37 keeps 3 apart ...
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=37)[:, 7:])) == {3}
+    # ... and 38 merges 3 (30 pixels) into the larger region, label 1.
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=38))) == {0, 1}
+    assert np.array_equal(merge_similar_regions(labels, colours, max_distance=0), labels)

@@ -182,9 +182,11 @@ class GaussianMixture:
         points, labels = hard_assignment(X, centres, rng)
         diff = points - centres[labels]
         nk = np.bincount(labels, minlength=K).astype(np.float64)
-        s1 = np.zeros((K, X.shape[1]))
-        np.add.at(s1, labels, diff)
-        s2 = np.einsum("nk,ni,nj->kij", np.eye(K)[labels], diff, diff)
+        s1 = np.stack([np.bincount(labels, weights=diff[:, d], minlength=K) for d in range(X.shape[1])], axis=1)
+        s2 = np.zeros((K, X.shape[1], X.shape[1]))
+        for k in range(K):
+            members = diff[labels == k]
+            s2[k] = members.T @ members
         weights, means, covariances, prec_chol = _m_step(nk, s1, s2, centres, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
