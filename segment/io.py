@@ -18,7 +18,6 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm")
 TIFF_SUFFIXES = (".tif", ".tiff")
-_JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 class SegmentError(Exception):
@@ -119,7 +118,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _decode_opencv(path: Path, data: bytes) -> np.ndarray:
     import cv2
 
-    if path.suffix.lower() in _JPEG_SUFFIXES and b"\xff\xd9" not in data[-1024:]:
+    if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-1024:]:
         raise ImageReadError(path, "truncated JPEG data (no end-of-image marker)")
     if data.startswith(_PNG_SIGNATURE) and b"IEND" not in data[-64:]:
         # checked here because libpng reports truncation on stderr itself

@@ -133,6 +133,9 @@ BAD_FILES = {
     "directory": (lambda d: _made(d / "folder.png", lambda p: p.mkdir()), "is a directory"),
     "empty file": (lambda d: _made(d / "empty.png", lambda p: p.write_bytes(b"")), "empty file"),
     "random bytes": (lambda d: _made(d / "noise.png", lambda p: p.write_bytes(os.urandom(4096))), "cannot decode"),
+    "random bytes named .jpg": (
+        lambda d: _made(d / "noise.jpg", lambda p: p.write_bytes(b"\x00" + os.urandom(4096))), "cannot decode"
+    ),
     "NaN in float TIFF": (lambda d: _made(d / "nan.tif", _float_tiff_with_nan), "NaN"),
     "enormous header": (lambda d: _made(d / "huge.png", lambda p: _png_claiming_size(p, 100_000, 100_000)), "above the limit"),
 }
