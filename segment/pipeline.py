@@ -199,34 +199,36 @@ def segment_image(
                 "(a greyscale image with a colour model, or the reverse?)"
             )
         lap("fit")
-        if len(feats):
+        target = slice(None) if valid is None else valid
+
+        def label_pixels() -> None:
             components, confidence = model.label(feats)
-            target = slice(None) if valid is None else valid
             flat_labels[target] = components + 1
             flat_confidence[target] = confidence
+
+        if len(feats):
+            label_pixels()
         lap("label")
         if len(feats) and cfg.smoothing > 0:
             grid = flat_labels.reshape(height, width), flat_confidence.reshape(height, width)
             smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             if fitted_here:
                 model = _refit_with_prior(model, feats, grid[0], valid, cfg)
-                components, confidence = model.label(feats)
-                flat_labels[target] = components + 1
-                flat_confidence[target] = confidence
+                label_pixels()
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
     labels = flat_labels.reshape(height, width)
     labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
-    regions = fitted_here  # a shared model's labels stay class ids
+    as_regions = fitted_here  # a shared model's labels stay class ids
     colours = _colour_map(feats[:, :n_colour], valid, (height, width))
-    if regions:
+    if as_regions:
         labels = postprocess.merge_similar_regions(labels, colours, cfg.merge_distance)
     labels = postprocess.merge_small_regions(
-        labels, cfg.min_region_size(height * width) if regions else cfg.min_size, cfg.hole_size,
+        labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,
     )
     component_stats = _component_stats(pixels, labels, model)
-    if cfg.relabel and regions:
+    if cfg.relabel and as_regions:
         labels = postprocess.relabel_regions(labels)
     lap("postprocess")
     timings["total"] = time.perf_counter() - start

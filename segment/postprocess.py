@@ -89,19 +89,13 @@ def merge_small_regions(
     labels : (H, W) int32 ndarray
         A new array; the set of labels used can only shrink.
     """
-    from skimage.measure import label as connected_regions
-
     labels = np.asarray(labels, dtype=np.int32)
     if min_size <= 1 and hole_size <= 1:
         return labels.copy()
-    regions = connected_regions(labels, background=-1, connectivity=1) - 1
-    n_regions = int(regions.max()) + 1
-    value_of = np.zeros(n_regions, dtype=np.int32)
-    value_of[regions.ravel()] = labels.ravel()
-    sizes = np.bincount(regions.ravel(), minlength=n_regions)
-    graph = _RegionGraph(regions, n_regions, sizes)
+    graph = _RegionGraph(labels)
+    regions, value_of, sizes = graph.regions, graph.value_of, graph.size.copy()
     movable = value_of != BACKGROUND
-    sums = None if features is None else _region_sums(regions, n_regions, features)
+    sums = None if features is None else _region_sums(regions, graph.n_regions, features)
 
     def merge(source: int, target: int) -> None:
         if sums is not None:
@@ -110,7 +104,7 @@ def merge_small_regions(
 
     if hole_size > 1:
         border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
-        inner = np.ones(n_regions, dtype=bool)
+        inner = np.ones(graph.n_regions, dtype=bool)
         inner[border] = False
         for region in np.flatnonzero(movable & inner & (sizes < hole_size)):
             neighbours = list(graph.neighbours(region))
@@ -132,8 +126,7 @@ def merge_small_regions(
             else:
                 target = min(neighbours, key=lambda n: (-neighbours[n], value_of[n], n))
             merge(root, target)
-    roots = np.array([graph.find(r) for r in range(n_regions)])
-    return value_of[roots][regions]
+    return graph.merged_labels()
 
 
 def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance: float) -> np.ndarray:
@@ -159,22 +152,16 @@ def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance
     labels : (H, W) int32 ndarray
         A new array; the set of labels used can only shrink.
     """
-    from skimage.measure import label as connected_regions
-
     labels = np.asarray(labels, dtype=np.int32)
     if max_distance <= 0:
         return labels.copy()
-    regions = connected_regions(labels, background=-1, connectivity=1) - 1
-    n_regions = int(regions.max()) + 1
-    value_of = np.zeros(n_regions, dtype=np.int32)
-    value_of[regions.ravel()] = labels.ravel()
-    graph = _RegionGraph(regions, n_regions, np.bincount(regions.ravel(), minlength=n_regions))
-    mean_array = _region_sums(regions, n_regions, features) / graph.size[:, None]
-    movable = (value_of != BACKGROUND).tolist()
+    graph = _RegionGraph(labels)
+    mean_array = _region_sums(graph.regions, graph.n_regions, features) / graph.size[:, None]
+    movable = (graph.value_of != BACKGROUND).tolist()
     # Plain Python values: the loop below does many tiny updates, where NumPy's per-call overhead dominates.
     means = [tuple(row) for row in mean_array.tolist()]
     size = graph.size.tolist()
-    version = [0] * n_regions
+    version = [0] * graph.n_regions
     pairs = np.array(
         [(u, v) for u, edges in graph.adjacency.items() for v in edges if u < v and movable[u] and movable[v]],
         dtype=np.int64,
@@ -201,8 +188,7 @@ def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance
             if movable[other] and distance < max_distance:
                 low, high = min(target, other), max(target, other)
                 heapq.heappush(heap, (distance, low, high, version[low], version[high]))
-    roots = np.array([graph.find(r) for r in range(n_regions)])
-    return value_of[roots][regions]
+    return graph.merged_labels()
 
 
 def relabel_regions(labels: np.ndarray) -> np.ndarray:
@@ -224,20 +210,31 @@ def _region_sums(regions: np.ndarray, n_regions: int, features: np.ndarray) -> n
 
 
 class _RegionGraph:
-    """Union-find over regions with shared-border lengths between current roots."""
+    """The 4-connected regions of a label map, with union-find merging and shared-border lengths between roots."""
 
-    def __init__(self, regions: np.ndarray, n_regions: int, sizes: np.ndarray) -> None:
+    def __init__(self, labels: np.ndarray) -> None:
+        from skimage.measure import label as connected_regions
+
         from segment._region_kernels import boundary_pairs
 
+        self.regions = connected_regions(labels, background=-1, connectivity=1) - 1
+        n_regions = self.n_regions = int(self.regions.max()) + 1
+        self.value_of = np.zeros(n_regions, dtype=np.int32)
+        self.value_of[self.regions.ravel()] = labels.ravel()
         self.parent = np.arange(n_regions)
-        self.size = sizes.astype(np.int64)
-        low, high = boundary_pairs(regions)
+        self.size = np.bincount(self.regions.ravel(), minlength=n_regions).astype(np.int64)
+        low, high = boundary_pairs(self.regions)
         keys, counts = np.unique(low * n_regions + high, return_counts=True)
         self.adjacency: dict[int, dict[int, int]] = {}
         for key, count in zip(keys.tolist(), counts.tolist()):
             u, v = divmod(key, n_regions)
             self.adjacency.setdefault(u, {})[v] = count
             self.adjacency.setdefault(v, {})[u] = count
+
+    def merged_labels(self) -> np.ndarray:
+        """The label map after the merges: every region takes its root's label."""
+        roots = np.array([self.find(r) for r in range(self.n_regions)])
+        return self.value_of[roots][self.regions]
 
     def find(self, region: int) -> int:
         root = region
