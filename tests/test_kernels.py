@@ -104,8 +104,9 @@ def test_far_components_get_exactly_zero_posterior():
 
 def test_float32_exp_is_accurate_over_its_range():
     # Through the kernel: two identical components but for a log-prior gap, so
-    # that their posteriors' ratio is exp(gap); gaps down to NEGLIGIBLE.
-    gaps = -np.linspace(0.0, -_kernels.NEGLIGIBLE, 4001)
+    # that their posteriors' ratio is exp(gap); gaps down to the float32 negligible gap.
+    negligible = np.log(np.finfo(np.float32).eps) + _kernels.NEGLIGIBLE_BELOW_EPS
+    gaps = -np.linspace(0.0, -negligible, 4001)
     X = np.zeros((len(gaps), 1), dtype=np.float32)
     means = np.zeros((2, 1), dtype=np.float32)
     prec_chol = np.ones((2, 1, 1), dtype=np.float32)

@@ -42,11 +42,12 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 BLOCK = 256
 CHUNK = 8192
 # A component whose log-probability is this far below the best one for every
-# pixel of a block gets zero posteriors there (exp(-20) ~ 2e-9, below float32
-# resolution and far below any tolerance on the float64 path): blocks of
-# neighbouring pixels usually have only a few components within reach, so this
-# saves much of the exp and statistics work.
-NEGLIGIBLE = -20.0
+# pixel of a block gets zero posteriors there: log(machine epsilon) - 4 of the
+# features' dtype (-19.9 for float32, -40 for float64), so its posterior would
+# not change the sum of posteriors in that precision and float64 EM stays
+# exactly monotone. Blocks of neighbouring pixels usually have only a few
+# components within reach, so this saves much of the exp and statistics work.
+NEGLIGIBLE_BELOW_EPS = -4.0
 # Largest log2 of a product of per-pixel sums that float64 holds (2^1023 max).
 _LOG2_PRODUCT_LIMIT = 1000.0
 # Largest D with generated kernels: the statistics keep D (D + 3) / 2 + 1
@@ -167,6 +168,7 @@ def _block_posteriors(nb, log_prob, peak, total, bits, active):
     block; its posteriors are then exactly 0.
     """
     K = log_prob.shape[0]
+    negligible = math.log(np.finfo(log_prob.dtype).eps) + NEGLIGIBLE_BELOW_EPS
     for i in range(nb):
         peak[i] = log_prob[0, i]
         total[i] = 0.0
@@ -177,7 +179,7 @@ def _block_posteriors(nb, log_prob, peak, total, bits, active):
     for k in range(K):
         near = 0
         for i in range(nb):
-            near += log_prob[k, i] - peak[i] > NEGLIGIBLE
+            near += log_prob[k, i] - peak[i] > negligible
         active[k] = near > 0
         if active[k]:
             _exp_accumulate(log_prob[k], peak, total, nb, bits)
