@@ -71,3 +71,54 @@ def region_sums(regions, n_regions, features):
             for c in range(channels):
                 sums[r, c] += features[y, x, c]
     return sums
+
+
+@njit(cache=True)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving
+        i = parent[i]
+    return i
+
+
+@njit(cache=True)
+def connected_regions(labels, background):
+    """The 4-connected regions of equal label, numbered 1..R in raster order of their first pixel.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+    background : int
+        Pixels with this label belong to no region and get 0.
+
+    Returns
+    -------
+    (H, W) int32 ndarray
+    """
+    height, width = labels.shape
+    parent = np.arange(height * width, dtype=np.int32)
+    for y in range(height):
+        for x in range(width):
+            label = labels[y, x]
+            if label == background:
+                continue
+            i = y * width + x
+            if x > 0 and labels[y, x - 1] == label:
+                parent[i] = _root(parent, i - 1)
+            if y > 0 and labels[y - 1, x] == label:
+                a, b = _root(parent, i), _root(parent, i - width)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)  # the earlier pixel stays the root
+    out = np.zeros((height, width), dtype=np.int32)
+    number = np.zeros(height * width, dtype=np.int32)
+    n = 0
+    for y in range(height):
+        for x in range(width):
+            if labels[y, x] == background:
+                continue
+            root = _root(parent, y * width + x)
+            if number[root] == 0:
+                n += 1
+                number[root] = n
+            out[y, x] = number[root]
+    return out

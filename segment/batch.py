@@ -1089,7 +1089,7 @@ def fit_shared_model(
     """
     import numpy as np
 
-    from segment import io, preprocess, tiles
+    from segment import features, io, preprocess, tiles
     from segment.pipeline import _numba_threads, fit_model
 
     cfg = config if config is not None else SegmentConfig()
@@ -1119,7 +1119,7 @@ def fit_shared_model(
                 pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
                 alpha = pixels[:, :, 3] if pixels.ndim == 3 and pixels.shape[2] == 4 else None
                 flat = tiles.fit_sample_indices(pixels.shape[:2], alpha, quota, cfg.seed + number)
-                sample = tiles.sample_features(pixels, flat, cfg.color_space, cfg.position_weight, tiles.unit_range(pixels))
+                sample = features.sample_features(pixels, flat, cfg.color_space, cfg.position_weight, features.unit_range(pixels))
                 if width is not None and sample.shape[1] != width:
                     raise ValueError(
                         f"gives {sample.shape[1]} features but the images before it give {width} "

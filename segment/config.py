@@ -15,6 +15,8 @@ OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json")
 CONFIDENCE_FORMATS = ("npy", "tif")
 MERGE_TARGETS = ("similar", "border")
 AUTO = "auto"
+# Smallest working copy for the spatial steps (a 100 x 100 image).
+MIN_WORK_PIXELS = 10_000
 
 
 class SettingsError(ValueError):
@@ -62,6 +64,16 @@ class SegmentConfig:
         (``beta / sqrt(2)`` per diagonal one), and the labels maximising the
         posterior are found by iterated conditional modes. 0 is a plain
         per-pixel mixture.
+    work_pixels : int
+        Images with more pixels than this run the spatial steps (smoothing
+        and its refit, region merging) on a copy downscaled to at most this
+        many pixels (area averaging); the labels are then brought back to
+        full resolution and the pixels near region boundaries labelled again
+        at full resolution, by the mixture under the same smoothing prior.
+        Sizes in pixels (``min_size``, ``hole_size``, radii) are scaled to
+        the copy. Not used for images with transparent pixels, nor for a
+        plain per-pixel mixture (no smoothing, merging or relabelling).
+        0 works at full resolution throughout.
     auto_range : tuple of int
         Smallest and largest number of components tried by ``"auto"``.
     max_side : int or None
@@ -123,6 +135,7 @@ class SegmentConfig:
     seed: int = 0
     fit_sample: int = 200_000
     smoothing: float = 2.0
+    work_pixels: int = 1_000_000
     auto_range: tuple[int, int] = (2, 10)
     max_side: int | None = None
     denoise: str = "none"
@@ -234,6 +247,9 @@ def _validate(cfg: SegmentConfig) -> None:
     _check_int("n_init", cfg.n_init, 1)
     _check_int("seed", cfg.seed, 0)
     _check_int("fit_sample", cfg.fit_sample, 0)
+    _check_int("work_pixels", cfg.work_pixels, 0)
+    if 0 < cfg.work_pixels < MIN_WORK_PIXELS:
+        raise ValueError(f"work_pixels must be 0 (off) or at least {MIN_WORK_PIXELS}; got {cfg.work_pixels}")
     _check_int("denoise_size", cfg.denoise_size, 1)
     if cfg.denoise_size % 2 == 0:
         raise ValueError(f"denoise_size must be odd; got {cfg.denoise_size}")

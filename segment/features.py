@@ -91,6 +91,71 @@ def pixel_features(image: np.ndarray, color_space: str = "lab", position_weight:
     return features.reshape(height * width, -1)
 
 
+def unit_range(image: np.ndarray) -> tuple[float, float] | None:
+    """The (low, high) stretch that :func:`segment.features.to_unit_float` applies to a float image.
+
+    None when no stretch is needed (integer images, floats already in [0, 1]).
+    Computed once on the whole image so that every band and sample is scaled alike.
+    """
+    if image.dtype.kind != "f":
+        return None
+    colour = image[:, :, :3] if image.ndim == 3 else image
+    low, high = float(colour.min()), float(colour.max())
+    if low >= 0.0 and high <= 1.0:
+        return None
+    return low, high
+
+
+def stretch_to_unit(block: np.ndarray, stretch: tuple[float, float] | None) -> np.ndarray:
+    """``block`` scaled like the whole image would be by ``to_unit_float`` (alpha dropped)."""
+    if stretch is None:
+        return block
+    low, high = stretch
+    colour = block[:, :, :3] if block.ndim == 3 else block
+    colour = colour.astype(np.float32)
+    return (colour - low) / np.float32(high - low if high > low else 1.0)
+
+
+def sample_features(
+    image: np.ndarray,
+    flat_indices: np.ndarray,
+    color_space: str,
+    position_weight: float,
+    stretch: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Features of some pixels only, equal to those rows of :func:`segment.features.pixel_features`.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) ndarray
+        The (preprocessed) image.
+    flat_indices : (N,) int ndarray
+        Raster indices of the pixels.
+    color_space : str
+    position_weight : float
+    stretch : (low, high), optional
+        Whole-image float stretch from :func:`unit_range`.
+
+    Returns
+    -------
+    (N, D) float32 ndarray
+    """
+    height, width = image.shape[:2]
+    flat = image.reshape(height * width, -1)[flat_indices]
+    picked = flat[None, :, :] if flat.shape[1] > 1 else flat.reshape(1, -1)
+    picked = stretch_to_unit(picked, stretch)
+    colour = color_features(picked, color_space)[0]
+    if position_weight <= 0:
+        return np.ascontiguousarray(colour, dtype=np.float32)
+    scale = np.float32(FEATURE_SCALE * position_weight / max(height, width))
+    rows, cols = np.divmod(np.asarray(flat_indices, dtype=np.int64), width)
+    out = np.empty((len(flat_indices), colour.shape[1] + 2), dtype=np.float32)
+    out[:, : colour.shape[1]] = colour
+    out[:, -2] = (cols.astype(np.float32) + np.float32(0.5)) * scale
+    out[:, -1] = (rows.astype(np.float32) + np.float32(0.5)) * scale
+    return out
+
+
 def feature_names(n_colour: int, color_space: str, position_weight: float) -> list[str]:
     """Names of the feature columns, for summaries."""
     names = {"lab": ["L", "a", "b"], "rgb": ["R", "G", "B"], "hsv": ["V", "S_cosH", "S_sinH"], "gray": ["I"]}

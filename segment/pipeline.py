@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 import warnings
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, postprocess, preprocess, render, smoothing
+from segment import features, io, postprocess, preprocess, render, smoothing, upscale
 from segment.config import AUTO, SegmentConfig, SettingsError
 from segment.gmm import ConvergenceWarning, GaussianMixture
 
@@ -31,13 +32,17 @@ class Segmentation:
     labels : (H, W) int32 ndarray
         Label of every pixel: mixture components 1..K in a deterministic order
         (by mean feature, luminance first), or connected regions 1..R with
-        ``relabel``; 0 marks transparent pixels that took no part.
+        ``relabel``; 0 marks transparent pixels that took no part. Images
+        above ``work_pixels`` are segmented on a downscaled working copy and
+        their boundaries placed at full resolution (:mod:`segment.upscale`).
     model : GaussianMixture or None
         The fitted (or given) mixture; None when no pixel was usable.
     config : SegmentConfig
         The settings used.
     confidence : (H, W) float32 ndarray
-        Posterior probability of each pixel's component (0 where transparent).
+        Posterior probability of each pixel's component (0 where transparent);
+        for an image segmented on a working copy, the copy's map resized
+        (bilinear).
     image : ndarray
         The image as segmented (after downscaling and denoising).
     timings : dict
@@ -48,7 +53,14 @@ class Segmentation:
         Input path, when a path was given.
     components : list of dict
         Per component: label, weight, mean feature vector, pixel count and
-        mean colour of its pixels in the final (pre-relabel) map.
+        mean colour of its pixels in the final (pre-relabel) map; for an
+        image segmented on a working copy, of that copy's map with every
+        pixel counted as the original pixels it stands for.
+    feature_names : list of str
+        Names of the feature columns.
+    working_shape : (int, int) or None
+        Size of the downscaled working copy the spatial steps ran on
+        (``work_pixels``), or None when they ran at full resolution.
     """
 
     labels: np.ndarray
@@ -61,6 +73,7 @@ class Segmentation:
     source: str | None = None
     components: list[dict[str, Any]] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
+    working_shape: tuple[int, int] | None = None
 
     @property
     def n_labels(self) -> int:
@@ -100,6 +113,7 @@ class Segmentation:
             "settings": self.config.to_dict(),
             "n_components": int(model.n_components) if model is not None else 0,
             "n_labels": self.n_labels,
+            "working_shape": list(self.working_shape) if self.working_shape else None,
             **self._auto_components(),
             "features": self.feature_names,
             "components": self.components,
@@ -180,6 +194,55 @@ def segment_image(
     lap("preprocess")
     height, width = pixels.shape[:2]
     valid = _opaque_pixels(pixels)
+    work_shape = _working_shape(pixels.shape[:2], valid, cfg, shared_model=model is not None)
+    if work_shape is None:
+        part = _label_image(pixels, valid, cfg, model, lap)
+        labels, confidence = part.regions, part.confidence
+        component_stats = _component_stats(pixels, part.class_labels, part.model)
+    else:
+        stretch = features.unit_range(pixels)
+        work = preprocess.resize_area(features.stretch_to_unit(pixels, stretch), work_shape)
+        part = _label_image(work, None, _working_config(cfg, work.shape[:2], pixels.shape[:2]), model, lap)
+        with _numba_threads(cfg.n_jobs):
+            labels = upscale.refine_labels(part.regions, part.colours, pixels, cfg.color_space, cfg.smoothing, stretch)
+        confidence = preprocess.resize_linear(part.confidence, (height, width))
+        cells = np.outer(upscale.cell_sizes(height, work_shape[0]), upscale.cell_sizes(width, work_shape[1]))
+        component_stats = _component_stats(work, part.class_labels, part.model, cells)
+        lap("upscale")
+    timings["total"] = time.perf_counter() - start
+    model = part.model
+    return Segmentation(
+        labels=labels,
+        model=model,
+        config=cfg,
+        confidence=confidence,
+        image=pixels,
+        timings=timings,
+        log_likelihood_history=list(getattr(model, "log_likelihood_history_", [])),
+        source=source,
+        components=component_stats,
+        feature_names=part.feature_names,
+        working_shape=work_shape,
+    )
+
+
+@dataclass
+class _Labelling:
+    """What :func:`_label_image` computed for one image."""
+
+    regions: np.ndarray  # final labels (H, W) int32
+    class_labels: np.ndarray  # component ids after region merging, before relabelling
+    colours: np.ndarray  # (H, W, C) colour features
+    confidence: np.ndarray
+    model: GaussianMixture | None
+    feature_names: list[str]
+
+
+def _label_image(
+    pixels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig, model: GaussianMixture | None, lap
+) -> _Labelling:
+    """Features → fit (unless ``model`` is given) → label → smoothing → post-processing, timing each stage."""
+    height, width = pixels.shape[:2]
     feats = features.pixel_features(pixels, cfg.color_space, cfg.position_weight)
     if valid is not None:
         feats = feats[valid]
@@ -217,8 +280,7 @@ def segment_image(
                 label_pixels()
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
-    labels = flat_labels.reshape(height, width)
-    labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
+    labels = postprocess.morphology(flat_labels.reshape(height, width), cfg.opening_radius, cfg.closing_radius)
     as_regions = fitted_here  # a shared model's labels stay class ids
     colours = _colour_map(feats[:, :n_colour], valid, (height, width))
     if as_regions:
@@ -227,22 +289,38 @@ def segment_image(
         labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,
     )
-    component_stats = _component_stats(pixels, labels, model)
-    if cfg.relabel and as_regions:
-        labels = postprocess.relabel_regions(labels)
+    regions = postprocess.relabel_regions(labels) if cfg.relabel and as_regions else labels
     lap("postprocess")
-    timings["total"] = time.perf_counter() - start
-    return Segmentation(
-        labels=labels,
-        model=model,
-        config=cfg,
-        confidence=flat_confidence.reshape(height, width),
-        image=pixels,
-        timings=timings,
-        log_likelihood_history=list(getattr(model, "log_likelihood_history_", [])),
-        source=source,
-        components=component_stats,
-        feature_names=names,
+    return _Labelling(regions, labels, colours, flat_confidence.reshape(height, width), model, names)
+
+
+def _working_shape(
+    shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig, *, shared_model: bool
+) -> tuple[int, int] | None:
+    """Size of the working copy for the spatial steps, or None to work at full resolution.
+
+    Full resolution is kept for images within ``work_pixels``, images with
+    transparent pixels, and settings without spatial steps (a plain
+    per-pixel mixture gains nothing from a working copy).
+    """
+    height, width = shape
+    if not cfg.work_pixels or height * width <= cfg.work_pixels or valid is not None:
+        return None
+    pixel_steps = cfg.smoothing > 0 or cfg.min_size or cfg.hole_size or cfg.opening_radius or cfg.closing_radius
+    region_steps = not shared_model and (cfg.merge_distance > 0 or cfg.min_fraction > 0 or cfg.relabel)
+    if not (pixel_steps or region_steps):
+        return None
+    return upscale.working_shape(height, width, cfg.work_pixels)
+
+
+def _working_config(cfg: SegmentConfig, work: tuple[int, int], full: tuple[int, int]) -> SegmentConfig:
+    """``cfg`` with its sizes in pixels (areas, radii) scaled to the working copy."""
+    area = (work[0] * work[1]) / (full[0] * full[1])
+    return cfg.replace(
+        min_size=math.ceil(cfg.min_size * area),
+        hole_size=math.ceil(cfg.hole_size * area),
+        opening_radius=round(cfg.opening_radius * math.sqrt(area)),
+        closing_radius=round(cfg.closing_radius * math.sqrt(area)),
     )
 
 
@@ -407,17 +485,27 @@ def _opaque_pixels(image: np.ndarray) -> np.ndarray | None:
     return None if mask.all() else mask
 
 
-def _component_stats(image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None) -> list[dict[str, Any]]:
+def _component_stats(
+    image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None, pixel_weights: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """Per component: weight, mean features, pixel count and mean display colour of its pixels in ``labels``.
+
+    ``pixel_weights`` gives how many original pixels each pixel of a working
+    copy stands for (None: one each).
+    """
     if model is None:
         return []
     K = model.n_components
     flat = labels.ravel()
-    counts = np.bincount(flat, minlength=K + 1)
-    picture = render.display_rgb(image).reshape(-1, 3)
+    weights = None if pixel_weights is None else pixel_weights.ravel().astype(np.float64)
+    counts = np.bincount(flat, weights=weights, minlength=K + 1)
+    picture = render.display_rgb(image).reshape(-1, 3).astype(np.float64)
+    if weights is not None:
+        picture *= weights[:, None]
     sums = np.stack([np.bincount(flat, weights=picture[:, c], minlength=K + 1) for c in range(3)], axis=1)
     stats = []
     for k in range(K):
-        n = int(counts[k + 1])
+        n = int(round(counts[k + 1]))
         stats.append(
             {
                 "label": k + 1,

@@ -192,10 +192,10 @@ def merge_similar_regions(labels: np.ndarray, features: np.ndarray, max_distance
 
 
 def relabel_regions(labels: np.ndarray) -> np.ndarray:
-    """Give every 4-connected region its own label 1..R (background stays 0)."""
-    from skimage.measure import label as connected_regions
+    """Give every 4-connected region its own label 1..R, in raster order (background stays 0)."""
+    from segment._region_kernels import connected_regions
 
-    return connected_regions(np.asarray(labels), background=BACKGROUND, connectivity=1).astype(np.int32)
+    return connected_regions(np.ascontiguousarray(labels), BACKGROUND)
 
 
 def _region_sums(regions: np.ndarray, n_regions: int, features: np.ndarray) -> np.ndarray:
@@ -213,11 +213,9 @@ class _RegionGraph:
     """The 4-connected regions of a label map, with union-find merging and shared-border lengths between roots."""
 
     def __init__(self, labels: np.ndarray) -> None:
-        from skimage.measure import label as connected_regions
+        from segment._region_kernels import boundary_pairs, connected_regions
 
-        from segment._region_kernels import boundary_pairs
-
-        self.regions = connected_regions(labels, background=-1, connectivity=1) - 1
+        self.regions = connected_regions(np.ascontiguousarray(labels), -1) - 1
         n_regions = self.n_regions = int(self.regions.max()) + 1
         self.value_of = np.zeros(n_regions, dtype=np.int32)
         self.value_of[self.regions.ravel()] = labels.ravel()

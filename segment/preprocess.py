@@ -10,14 +10,11 @@ def downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
     Returns the input unchanged when it is already small enough or ``max_side`` is None.
     """
-    import cv2
-
     height, width = image.shape[:2]
     if max_side is None or max(height, width) <= max_side:
         return image
     scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return resize_area(image, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def denoise(image: np.ndarray, method: str, size: int) -> np.ndarray:
@@ -51,3 +48,17 @@ def denoise(image: np.ndarray, method: str, size: int) -> np.ndarray:
         span = 255.0 if image.dtype == np.uint8 else float(np.ptp(work)) or 1.0
         return cv2.bilateralFilter(work, size, 0.1 * span, size).astype(image.dtype, copy=False)
     raise ValueError(f"denoise must be one of none, gaussian, median, bilateral; got {method!r}")
+
+
+def resize_area(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``shape`` = (height, width) by area averaging (for shrinking)."""
+    import cv2
+
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def resize_linear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``shape`` = (height, width) by bilinear interpolation (for enlarging)."""
+    import cv2
+
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -93,8 +93,8 @@ def _add_neighbour_votes(labels, y, x, edge, diagonal, score):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _neighbour_changed_since(changed, y, x, step):
-    """Whether a pixel of the 3 x 3 window around (y, x) changed after ``step``."""
+def neighbour_changed_since(changed, y, x, step):
+    """Whether a cell of the 3 x 3 window around (y, x) of ``changed`` (last change steps) is after ``step``."""
     H, W = changed.shape
     for ny in range(max(y - 1, 0), min(y + 2, H)):
         for nx in range(max(x - 1, 0), min(x + 2, W)):
@@ -129,7 +129,7 @@ def _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_ev
         if row < 0:
             continue
         last = evaluated[y, x]
-        if last >= 0 and not _neighbour_changed_since(changed, y, x, last):
+        if last >= 0 and not neighbour_changed_since(changed, y, x, last):
             continue
         evaluated[y, x] = step
         for k in range(K):

@@ -132,71 +132,6 @@ def band_rows(shape: tuple[int, ...], itemsize: int, config: SegmentConfig, budg
 
 
 # ----------------------------------------------------------------- features
-def unit_range(image: np.ndarray) -> tuple[float, float] | None:
-    """The (low, high) stretch that :func:`segment.features.to_unit_float` applies to a float image.
-
-    None when no stretch is needed (integer images, floats already in [0, 1]).
-    Computed once on the whole image so that every band and sample is scaled alike.
-    """
-    if image.dtype.kind != "f":
-        return None
-    colour = image[:, :, :3] if image.ndim == 3 else image
-    low, high = float(colour.min()), float(colour.max())
-    if low >= 0.0 and high <= 1.0:
-        return None
-    return low, high
-
-
-def _normalised(block: np.ndarray, stretch: tuple[float, float] | None) -> np.ndarray:
-    """``block`` scaled like the whole image would be by ``to_unit_float`` (alpha dropped)."""
-    if stretch is None:
-        return block
-    low, high = stretch
-    colour = block[:, :, :3] if block.ndim == 3 else block
-    colour = colour.astype(np.float32)
-    return (colour - low) / np.float32(high - low if high > low else 1.0)
-
-
-def sample_features(
-    image: np.ndarray,
-    flat_indices: np.ndarray,
-    color_space: str,
-    position_weight: float,
-    stretch: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """Features of some pixels only, equal to those rows of :func:`segment.features.pixel_features`.
-
-    Parameters
-    ----------
-    image : (H, W[, C]) ndarray
-        The (preprocessed) image.
-    flat_indices : (N,) int ndarray
-        Raster indices of the pixels.
-    color_space : str
-    position_weight : float
-    stretch : (low, high), optional
-        Whole-image float stretch from :func:`unit_range`.
-
-    Returns
-    -------
-    (N, D) float32 ndarray
-    """
-    height, width = image.shape[:2]
-    flat = image.reshape(height * width, -1)[flat_indices]
-    picked = flat[None, :, :] if flat.shape[1] > 1 else flat.reshape(1, -1)
-    picked = _normalised(picked, stretch)
-    colour = features.color_features(picked, color_space)[0]
-    if position_weight <= 0:
-        return np.ascontiguousarray(colour, dtype=np.float32)
-    scale = np.float32(features.FEATURE_SCALE * position_weight / max(height, width))
-    rows, cols = np.divmod(np.asarray(flat_indices, dtype=np.int64), width)
-    out = np.empty((len(flat_indices), colour.shape[1] + 2), dtype=np.float32)
-    out[:, : colour.shape[1]] = colour
-    out[:, -2] = (cols.astype(np.float32) + np.float32(0.5)) * scale
-    out[:, -1] = (rows.astype(np.float32) + np.float32(0.5)) * scale
-    return out
-
-
 def band_features(
     image: np.ndarray,
     start: int,
@@ -207,7 +142,7 @@ def band_features(
 ) -> np.ndarray:
     """Features of rows ``start:stop`` in whole-image coordinates, ((stop-start)*W, D) float32."""
     height, width = image.shape[:2]
-    colour = features.color_features(_normalised(image[start:stop], stretch), color_space)
+    colour = features.color_features(features.stretch_to_unit(image[start:stop], stretch), color_space)
     n_colour = colour.shape[2]
     n_position = 2 if position_weight > 0 else 0
     out = np.empty((stop - start, width, n_colour + n_position), dtype=np.float32)
@@ -458,7 +393,7 @@ def segment_tiled(
     pixels = io.as_image(image)
     pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
     height, width = pixels.shape[:2]
-    stretch = unit_range(pixels)
+    stretch = features.unit_range(pixels)
     alpha = pixels[:, :, 3] if pixels.ndim == 3 and pixels.shape[2] == 4 else None
     if alpha is not None and alpha.all():
         alpha = None
@@ -470,7 +405,7 @@ def segment_tiled(
             flat = fit_sample_indices((height, width), alpha, cfg.fit_sample or 1_000_000, cfg.seed)
             if len(flat) == 0:
                 raise ValueError(f"{source or 'image'}: no opaque pixel to segment")
-            sample = sample_features(pixels, flat, cfg.color_space, cfg.position_weight, stretch)
+            sample = features.sample_features(pixels, flat, cfg.color_space, cfg.position_weight, stretch)
             n_colour = sample.shape[1] - (2 if cfg.position_weight > 0 else 0)
             model = fit_model(sample, n_colour, cfg)
             del sample, flat
@@ -508,7 +443,7 @@ def segment_tiled(
                     below, labels, confidence = labels[-1], labels[:-1], confidence[:-1]
                 else:
                     below = None
-                display = render.display_rgb(_normalised(pixels[row:stop], stretch))
+                display = render.display_rgb(features.stretch_to_unit(pixels[row:stop], stretch))
                 stats.add(row, labels, display)
                 if "labels" in streams:
                     streams["labels"].write_rows(labels.astype(label_dtype))

@@ -188,6 +188,9 @@ def test_bit_identical_labels_with_one_and_two_threads(samples, tmp_path):
         import hashlib, segment
         result = segment.segment_image({str(samples / 'astronaut.jpg')!r}, seed=5, fit_sample=0)
         print(hashlib.sha256(result.labels.tobytes()).hexdigest(), repr(result.model.lower_bound_))
+        working = segment.segment_image({str(samples / 'astronaut.jpg')!r}, seed=5, work_pixels=20_000)
+        assert working.working_shape is not None
+        print(hashlib.sha256(working.labels.tobytes()).hexdigest())
         """
     )
     outputs = []

@@ -74,6 +74,17 @@ def test_relabel_counts_connected_regions():
     assert out.max() == 5  # three strips of 1, two of 2
 
 
+def test_relabel_matches_scikit_image_numbering():
+    from skimage.measure import label
+
+    rng = np.random.default_rng(3)
+    for shape, n_labels in [((40, 57), 3), ((1, 30), 2), ((25, 1), 2), ((64, 64), 6)]:
+        labels = rng.integers(0, n_labels, shape).astype(np.int32)
+        labels = np.repeat(np.repeat(labels, 2, axis=0), 3, axis=1)  # some larger blobs
+        expected = label(labels, background=0, connectivity=1)
+        assert np.array_equal(relabel_regions(labels), expected)
+
+
 def test_merge_similar_regions_joins_close_colours_closest_first():
     # Three vertical stripes: grey 50 | grey 56 | grey 90, labelled 1 | 2 | 3, with a background corner.
     labels = np.repeat(np.array([[1] * 4 + [2] * 3 + [3] * 5]), 6, axis=0).astype(np.int32)
