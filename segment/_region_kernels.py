@@ -122,3 +122,37 @@ def connected_regions(labels, background):
                 number[root] = n
             out[y, x] = number[root]
     return out
+
+
+@njit(cache=True)
+def boundary_strengths(regions, strength):
+    """Region pairs of every differing 4-neighbour pixel pair, with the pair's mean ``strength``.
+
+    Parameters
+    ----------
+    regions : (H, W) int ndarray
+    strength : (H, W) float ndarray
+        Per-pixel value, e.g. a gradient magnitude.
+
+    Returns
+    -------
+    low, high : (P,) int64 ndarrays
+        One entry per differing pixel pair, ``low < high``, in the order of
+        :func:`boundary_pairs`.
+    values : (P,) float64 ndarray
+        Mean of ``strength`` at the two pixels of each pair.
+    """
+    low, high = boundary_pairs(regions)
+    values = np.empty(low.shape[0], dtype=np.float64)
+    height, width = regions.shape
+    i = 0
+    for y in range(height):
+        for x in range(width):
+            r = regions[y, x]
+            if x + 1 < width and regions[y, x + 1] != r:
+                values[i] = 0.5 * (strength[y, x] + strength[y, x + 1])
+                i += 1
+            if y + 1 < height and regions[y + 1, x] != r:
+                values[i] = 0.5 * (strength[y, x] + strength[y + 1, x])
+                i += 1
+    return low, high, values

@@ -86,6 +86,8 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
      "Merge regions smaller than this fraction of the image's pixels (the larger threshold applies).", _IMAGE_PANEL),
     ("merge_distance", float, _DEFAULT.merge_distance, ("--merge-distance",),
      "Merge adjacent regions whose mean colours differ by less than this (Delta E for lab; 0 = off).", _IMAGE_PANEL),
+    ("merge_edge_weight", float, _DEFAULT.merge_edge_weight, ("--merge-edge-weight",),
+     "Weight 0..1 of the edge strength along a shared border in the merge cost (0 = mean colour only).", _IMAGE_PANEL),
     ("merge_into", MergeTarget, MergeTarget(_DEFAULT.merge_into), ("--merge-into",),
      "A small region joins its most similar neighbour (mean colour) or its longest-border one.", _IMAGE_PANEL),
     ("hole_size", int, _DEFAULT.hole_size, ("--hole-size",), "Fill enclosed regions smaller than this.", _IMAGE_PANEL),

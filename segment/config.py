@@ -94,6 +94,15 @@ class SegmentConfig:
         feature units: CIE76 Delta E for ``lab``) are merged, closest pair
         first, before small regions are merged. 0 turns it off. Not applied
         with a shared model, whose labels stay class ids.
+    merge_edge_weight : float
+        How much the image edge between two adjacent regions counts when
+        merging by ``merge_distance``, in [0, 1]. A pair is merged when
+        ``distance ** (1 - w) * edge ** w`` is below ``merge_distance``, with
+        ``edge`` the mean colour-gradient magnitude along their shared border
+        (in the same units: a sharp step of Delta E h gives h). 0 merges by
+        mean colour alone; higher values join regions parted by a weak edge
+        (a shading gradient split in two) and keep similar colours across a
+        sharp edge apart.
     merge_into : {"similar", "border"}
         Which neighbour a small region joins: the one with the closest mean
         colour, or the one it shares the longest border with.
@@ -135,7 +144,7 @@ class SegmentConfig:
     seed: int = 0
     fit_sample: int = 200_000
     smoothing: float = 2.0
-    work_pixels: int = 1_000_000
+    work_pixels: int = 500_000
     auto_range: tuple[int, int] = (2, 10)
     max_side: int | None = None
     denoise: str = "none"
@@ -143,6 +152,7 @@ class SegmentConfig:
     min_size: int = 0
     min_fraction: float = 0.01
     merge_distance: float = 10.0
+    merge_edge_weight: float = 0.5
     merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0
@@ -258,6 +268,9 @@ def _validate(cfg: SegmentConfig) -> None:
     if cfg.min_fraction > 1:
         raise ValueError(f"min_fraction must be <= 1 (a fraction of the image's pixels); got {cfg.min_fraction}")
     _check_number("merge_distance", cfg.merge_distance, 0.0)
+    _check_number("merge_edge_weight", cfg.merge_edge_weight, 0.0)
+    if cfg.merge_edge_weight > 1:
+        raise ValueError(f"merge_edge_weight must be <= 1; got {cfg.merge_edge_weight}")
     _check_choice("merge_into", cfg.merge_into, MERGE_TARGETS)
     _check_int("hole_size", cfg.hole_size, 0)
     _check_int("opening_radius", cfg.opening_radius, 0)

@@ -40,6 +40,8 @@ def test_save_accepts_comma_separated_string():
         ("seed", -1),
         ("fit_sample", -5),
         ("smoothing", -0.5),
+        ("merge_edge_weight", -0.1),
+        ("merge_edge_weight", 1.5),
         ("min_size", -1),
         ("hole_size", -1),
         ("opening_radius", -1),

@@ -1,6 +1,6 @@
 import numpy as np
 
-from segment.postprocess import merge_similar_regions, merge_small_regions, morphology, relabel_regions
+from segment.postprocess import edge_strength, merge_similar_regions, merge_small_regions, morphology, relabel_regions
 
 
 def test_small_speck_merges_into_surrounding_region():
@@ -99,3 +99,28 @@ def test_merge_similar_regions_joins_close_colours_closest_first():
     # ... and 38 merges 3 (30 pixels) into the larger region, label 1.
     assert set(np.unique(merge_similar_regions(labels, colours, max_distance=38))) == {0, 1}
     assert np.array_equal(merge_similar_regions(labels, colours, max_distance=0), labels)
+
+
+def test_edge_strength_of_a_sharp_step_is_its_height():
+    colours = np.zeros((5, 8, 3), np.float32)
+    colours[:, 4:] = (30.0, 40.0, 0.0)  # a step of 50 between columns 3 and 4
+    strength = edge_strength(colours)
+    assert np.allclose(strength[:, 3:5], 50.0)
+    assert np.allclose(strength[:, :2], 0.0) and np.allclose(strength[:, 6:], 0.0)
+
+
+def test_merge_edge_weight_joins_a_shading_gradient_split_in_two():
+    # A smooth ramp (1 unit per pixel) cut in the middle: the means are 20 apart, the edge between them is weak.
+    colours = np.repeat(np.arange(30.0, 70.0, dtype=np.float32)[None, :], 6, axis=0)
+    labels = np.where(np.arange(40) < 20, 1, 2).astype(np.int32)[None, :].repeat(6, axis=0)
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10))) == {1, 2}
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10, edge_weight=0.5))) == {1}
+
+
+def test_merge_edge_weight_keeps_similar_colours_apart_across_a_strong_edge():
+    # Two grey-50 regions parted by a dark outline (grey 20) along the border of the left one.
+    colours = np.full((6, 20), 50.0, np.float32)
+    colours[:, 9] = 20.0
+    labels = np.where(np.arange(20) < 10, 1, 2).astype(np.int32)[None, :].repeat(6, axis=0)
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10))) == {1}
+    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10, edge_weight=1.0))) == {1, 2}

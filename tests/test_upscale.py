@@ -105,3 +105,18 @@ def test_pixel_sizes_are_scaled_to_the_working_copy(curved_scene):
     result = segment_image(blob, work_pixels=40_000, min_size=30_000, min_fraction=0.0)
     assert result.n_labels == 4
     assert mislabelled_fraction(result.labels, truth) < 0.001
+
+
+def test_greyscale_16_bit_and_float_images_give_the_same_regions(curved_scene):
+    _, truth = curved_scene
+    levels = np.array([0, 30, 90, 150, 220], np.float64)
+    noise = np.random.default_rng(1).normal(0, 8, truth.shape)
+    grey = np.clip(levels[truth] + noise, 0, 255).astype(np.uint8)
+    results = [
+        segment_image(variant, work_pixels=40_000)
+        for variant in (grey, grey.astype(np.uint16) * 257, grey.astype(np.float32) * 3.5 - 7.0)
+    ]
+    assert all(r.working_shape is not None for r in results)
+    for result in results:
+        assert mislabelled_fraction(result.labels, truth) < 0.002
+        assert np.mean(result.labels == results[0].labels) > 0.999

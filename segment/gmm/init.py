@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 # k-means++ is O(N K D); seeding on a random subset of this size is as good
 # for EM and keeps initialisation negligible next to the fit.
@@ -36,9 +37,10 @@ def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) 
     """
     # Points as (D, N) columns: every distance is then D whole-array
     # operations, much faster than NumPy's reductions over a short last axis.
-    columns = np.ascontiguousarray(_subsample(X, rng).T, dtype=np.float64)
-    runs = [_lloyd(columns, _seed_centres(columns, n_components, rng)) for _ in range(N_SEEDINGS)]
-    return min(runs, key=lambda centres: _inertia(columns, centres))
+    points = np.ascontiguousarray(_subsample(X, rng), dtype=np.float64)
+    columns = np.ascontiguousarray(points.T)
+    runs = [_lloyd(points, _seed_centres(columns, n_components, rng)) for _ in range(N_SEEDINGS)]
+    return min(runs, key=lambda centres: _inertia(points, centres))
 
 
 def _seed_centres(columns: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -62,24 +64,65 @@ def _seed_centres(columns: np.ndarray, n_components: int, rng: np.random.Generat
     return centres
 
 
-def _lloyd(columns: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndarray:
-    """A few k-means iterations; an emptied cluster keeps its centre."""
+def _lloyd(points: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndarray:
+    """A few k-means iterations over (N, D) ``points``; an emptied cluster keeps its centre."""
+    return _lloyd_kernel(points, np.ascontiguousarray(centres, dtype=np.float64), n_iter)
+
+
+def _inertia(points: np.ndarray, centres: np.ndarray) -> float:
+    """Sum of squared distances of (N, D) ``points`` to their nearest centre."""
+    return float(_inertia_kernel(points, np.ascontiguousarray(centres, dtype=np.float64)))
+
+
+@njit(cache=True)
+def _nearest_into(points, centres, nearest):
+    """Write the index of each point's nearest centre (ties: the lower index); return the sum of squared distances."""
+    N, D = points.shape
+    total = 0.0
+    for i in range(N):
+        best = np.inf
+        for k in range(centres.shape[0]):
+            distance = 0.0
+            for d in range(D):
+                delta = points[i, d] - centres[k, d]
+                distance += delta * delta
+            if distance < best:
+                best = distance
+                nearest[i] = k
+        total += best
+    return total
+
+
+@njit(cache=True)
+def _inertia_kernel(points, centres):
+    return _nearest_into(points, centres, np.empty(points.shape[0], dtype=np.int64))
+
+
+@njit(cache=True)
+def _lloyd_kernel(points, centres, n_iter):
+    """k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``."""
+    N, D = points.shape
+    K = centres.shape[0]
+    nearest = np.empty(N, dtype=np.int64)
     for _ in range(n_iter):
-        nearest = _nearest(columns, centres)
-        counts = np.bincount(nearest, minlength=len(centres))
-        sums = np.stack([np.bincount(nearest, weights=column, minlength=len(centres)) for column in columns], axis=1)
+        _nearest_into(points, centres, nearest)
+        sums = np.zeros((K, D))
+        counts = np.zeros(K)
+        for i in range(N):
+            counts[nearest[i]] += 1.0
+            for d in range(D):
+                sums[nearest[i], d] += points[i, d]
         moved = centres.copy()
-        filled = counts > 0
-        moved[filled] = sums[filled] / counts[filled, None]
-        if np.allclose(moved, centres):
+        still = True
+        for k in range(K):
+            if counts[k] > 0:
+                for d in range(D):
+                    moved[k, d] = sums[k, d] / counts[k]
+                    still = still and abs(moved[k, d] - centres[k, d]) <= 1e-8 + 1e-5 * abs(centres[k, d])
+        if still:
             break
         centres = moved
     return centres
-
-
-def _inertia(columns: np.ndarray, centres: np.ndarray) -> float:
-    nearest = _nearest(columns, centres)
-    return float(sum(((column - centres[nearest, d]) ** 2).sum() for d, column in enumerate(columns)))
 
 
 def _squared_distance(columns: np.ndarray, centre: np.ndarray) -> np.ndarray:
