@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 # Every colour space is scaled so that its main axis spans 0..100 (Lab's L
 # natively), and positions so that the longer image side spans
@@ -47,7 +46,7 @@ def color_features(image: np.ndarray, color_space: str) -> np.ndarray:
     if unit.ndim == 2:
         return (unit * FEATURE_SCALE)[:, :, None]
     if color_space == "lab":
-        return srgb_to_lab(unit)
+        return cv2.cvtColor(unit, cv2.COLOR_RGB2Lab)
     if color_space == "rgb":
         return unit * np.float32(FEATURE_SCALE)
     if color_space == "gray":
@@ -59,52 +58,6 @@ def color_features(image: np.ndarray, color_space: str) -> np.ndarray:
         disc = [hsv[:, :, 2], saturation * np.cos(hue), saturation * np.sin(hue)]
         return (np.stack(disc, axis=2) * np.float32(FEATURE_SCALE)).astype(np.float32)
     raise ValueError(f"color_space must be one of lab, rgb, hsv, gray; got {color_space!r}")
-
-
-# sRGB (D65) to CIE XYZ, and the D65 white point: the definitions OpenCV's RGB2Lab uses too.
-_SRGB_TO_XYZ = np.array(
-    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
-)
-_D65_WHITE = np.array([0.950456, 1.0, 1.088754])
-_LAB_EPSILON = 0.008856  # (6/29)^3: below it, f(t) is linear
-
-
-def srgb_to_lab(unit: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* (D65) of an sRGB image with values in [0, 1], (H, W, 3) float32.
-
-    The same conversion as OpenCV's ``COLOR_RGB2Lab`` for float images, but
-    without its one-off table set-up (a fifth of a second), which a
-    command-line call would pay on every run.
-    """
-    matrix = (_SRGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
-    out = np.empty(unit.shape, dtype=np.float32)
-    _srgb_to_lab_kernel(np.ascontiguousarray(unit, dtype=np.float32).reshape(-1, 3), matrix, out.reshape(-1, 3))
-    return out
-
-
-@njit(cache=True, inline="always")
-def _linear(v):
-    """sRGB gamma removed."""
-    return v / np.float32(12.92) if v <= np.float32(0.04045) else ((v + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4)
-
-
-@njit(cache=True, inline="always")
-def _lab_f(t):
-    return t ** np.float32(1.0 / 3.0) if t > np.float32(_LAB_EPSILON) else np.float32(7.787) * t + np.float32(16.0 / 116.0)
-
-
-@njit(parallel=True, cache=True)
-def _srgb_to_lab_kernel(rgb, matrix, out):
-    """Rows of sRGB in [0, 1] to L*a*b*; ``matrix`` is sRGB-to-XYZ with rows divided by the white point."""
-    for i in prange(rgb.shape[0]):
-        r, g, b = _linear(rgb[i, 0]), _linear(rgb[i, 1]), _linear(rgb[i, 2])
-        x = matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b
-        y = matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b
-        z = matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b
-        fx, fy, fz = _lab_f(x), _lab_f(y), _lab_f(z)
-        out[i, 0] = np.float32(116.0) * fy - np.float32(16.0) if y > np.float32(_LAB_EPSILON) else np.float32(903.3) * y
-        out[i, 1] = np.float32(500.0) * (fx - fy)
-        out[i, 2] = np.float32(200.0) * (fy - fz)
 
 
 def pixel_features(image: np.ndarray, color_space: str = "lab", position_weight: float = 0.5) -> np.ndarray:
