@@ -1,5 +1,5 @@
 """``python -m segment``: the same command line as ``segment``."""
 
-from segment.cli import app
+from segment.cli import run
 
-app(prog_name="segment")
+run()

@@ -32,8 +32,6 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 DIAGONAL_WEIGHT = 1.0 / math.sqrt(2.0)
 # Sum of the neighbour weights: the largest log-prior a label can get, over beta.
 TOTAL_WEIGHT = 4.0 + 4.0 * DIAGONAL_WEIGHT
-# Rows of posteriors computed at a time (a (CHUNK, K) float64 temporary).
-CHUNK = 65_536
 # Below this many candidate pixels a phase runs in one thread: starting the
 # thread team would cost more than it saves (the result is the same).
 PARALLEL_MIN_PIXELS = 400_000
@@ -171,8 +169,9 @@ def icm_phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_e
     candidate : (H, W) int32
         Row of each pixel in ``data``, or -1 for a pixel never updated.
     data : (M, K) float32
-        Log-posterior (up to a per-pixel constant) of each component under
-        the mixture alone, for the candidate pixels.
+        Log-posterior (up to a per-pixel constant, e.g. log weight + log
+        density) of each component under the mixture alone, for the
+        candidate pixels.
     edge, diagonal : float32
         Log-prior added per edge / diagonal neighbour with the same label.
     evaluated, changed : (H, W) int32
@@ -294,6 +293,7 @@ def smooth_labels(
     *,
     valid: np.ndarray | None = None,
     max_sweeps: int = 20,
+    update_confidence: bool = True,
 ) -> SmoothingInfo:
     """Relabel pixels to maximise the posterior under a Potts prior (ICM), in place.
 
@@ -318,6 +318,8 @@ def smooth_labels(
         Which pixels ``features`` describes; None for all.
     max_sweeps : int
         Upper bound on the ICM sweeps.
+    update_confidence : bool
+        False leaves ``confidence`` as it was (when it is recomputed anyway).
 
     Returns
     -------
@@ -345,7 +347,7 @@ def smooth_labels(
     in_play = _uncertain(confidence.reshape(-1), beta * TOTAL_WEIGHT) & (flat > 0)
     pixels = np.flatnonzero(in_play)
     rows = pixels if valid is None else (np.cumsum(valid) - 1)[pixels]
-    data = _log_posteriors(model, features, rows)
+    data = np.ascontiguousarray(model.weighted_log_prob(features[rows]), dtype=np.float32)
     candidate = np.full(labels.shape, -1, dtype=np.int32)
     candidate.reshape(-1)[pixels] = np.arange(len(pixels), dtype=np.int32)
     edge, diagonal = neighbour_weights(beta)
@@ -364,7 +366,7 @@ def smooth_labels(
         sweeps += 1
         total += sweep_changes
         converged = sweep_changes == 0
-    if len(pixels):
+    if len(pixels) and update_confidence:
         candidate_confidence(labels, candidate, data, edge, diagonal, confidence)
     return SmoothingInfo(sweeps, total, len(pixels), converged)
 
@@ -380,21 +382,3 @@ def _uncertain(confidence: np.ndarray, lead: float) -> np.ndarray:
     if threshold >= np.float32(1.0):  # float32 cannot prove such a lead
         return np.ones(confidence.shape, dtype=bool)
     return confidence < threshold
-
-
-def _log_posteriors(model: GaussianMixture, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Log-posteriors of the mixture at ``features[rows]``, (M, K) float32, chunk by chunk."""
-    out = np.empty((len(rows), model.n_components), dtype=np.float32)
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        _log_into(model.predict_proba(features[chunk]), out[start : start + len(chunk)])
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _log_into(probabilities, out):
-    """``out = log(probabilities)`` in float32, -inf for zeros (NumPy's log is single-threaded)."""
-    for i in prange(probabilities.shape[0]):
-        for k in range(probabilities.shape[1]):
-            p = probabilities[i, k]
-            out[i, k] = math.log(p) if p > 0 else -np.inf

@@ -47,6 +47,8 @@ COLOUR_SAMPLE = 200_000
 MIN_REGION_SAMPLE = 30
 # Floor on the colour variances, in squared feature units: 1 is a just-noticeable difference in Lab.
 MIN_VARIANCE = 1.0
+# Band pixels whose full-resolution colours are computed at a time.
+CHUNK = 65_536
 FASTMATH = smoothing.FASTMATH
 
 
@@ -384,8 +386,8 @@ def refine_labels(
     for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
         flat, cell, row_start = _band_pixels(cell_row, row_of, col_of, py, px)
         scores = np.empty((len(flat), candidates.shape[1]), dtype=np.float32)
-        for start in range(0, len(flat), smoothing.CHUNK):
-            part = slice(start, start + smoothing.CHUNK)
+        for start in range(0, len(flat), CHUNK):
+            part = slice(start, start + CHUNK)
             colours = features.sample_features(image, flat[part], color_space, 0.0, stretch)
             _candidate_scores(colours, cell[part], candidates, means, precisions, log_norms, scores[part])
         phases.append((py, flat, cell, row_start, scores))

@@ -53,6 +53,9 @@ def test_matches_scikit_learn_from_the_same_start(blobs, covariance_type):
     assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-6)
     assert _rel(ours.score_samples(X), ref.score_samples(X)) < 1e-6
     assert np.abs(ours.predict_proba(X) - ref.predict_proba(X)).max() < 1e-6
+    # log(weight * density) minus log p(x) is the log-posterior
+    log_posteriors = ours.weighted_log_prob(X) - ref.score_samples(X)[:, None]
+    assert np.abs(np.exp(log_posteriors) - ref.predict_proba(X)).max() < 1e-6
     assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-6)
     assert ours.aic(X) == pytest.approx(ref.aic(X), rel=1e-6)
     assert ours.n_iter_ == ref.n_iter_ == 8
@@ -85,6 +88,14 @@ def test_recovers_known_components(blobs, covariance_type, init_params):
     assert np.array_equal(model.predict(X), model.predict_proba(X).argmax(axis=1))
     order = np.argsort(model.means_[:, 0])
     assert np.allclose(model.means_[order][:, 0], np.sort(TRUE_MEANS[:, 0]), atol=0.15)
+
+
+def test_weighted_log_prob_keeps_float32(blobs):
+    X, _ = blobs
+    model = GaussianMixture(3, random_state=0).fit(X)
+    single = model.weighted_log_prob(X.astype(np.float32))
+    assert single.dtype == np.float32 and single.shape == (len(X), 3)
+    assert np.abs(single - model.weighted_log_prob(X)).max() < 1e-3
 
 
 def test_label_gives_argmax_and_its_posterior(blobs):

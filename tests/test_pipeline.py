@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import segment
-from segment import SegmentConfig, segment_image
+from segment import SegmentConfig, pipeline, segment_image
 from conftest import PLAIN
 
 
@@ -59,6 +59,19 @@ def test_fit_sample_labels_every_pixel(synthetic):
     image, truth = synthetic
     result = segment_image(image, n_components=4, fit_sample=3000)
     assert adjusted_rand_score(truth.ravel(), result.labels.ravel()) >= 0.95
+
+
+def test_coarse_fit_leaves_few_iterations_on_the_whole_sample():
+    rng = np.random.default_rng(0)
+    means = np.array([[20.0, 0, 0, 0.1, 0.1], [60, 20, -10, 0.5, 0.5], [80, -30, 40, 0.9, 0.2], [40, 5, 5, 0.2, 0.8]])
+    truth = rng.choice(4, size=200_000, p=[0.4, 0.3, 0.2, 0.1])
+    sample = (means[truth] + rng.normal(size=(len(truth), 5)) * [8, 6, 6, 0.2, 0.2]).astype(np.float32)
+    cfg = SegmentConfig(n_components=4)
+    model = pipeline._fit_coarse_to_fine(4, sample, cfg, np.random.default_rng(0))
+    plain = pipeline._new_model(4, cfg).fit(sample)  # EM on everything from k-means++
+    assert adjusted_rand_score(truth, model.predict(sample)) > 0.97
+    assert model.score(sample) == pytest.approx(plain.score(sample), abs=1e-3)
+    assert model.n_iter_ <= 3 and plain.n_iter_ >= 10
 
 
 def test_auto_components_finds_four_classes(synthetic):

@@ -331,6 +331,22 @@ def posteriors_{suffix}(X, means, prec_chol, log_norm, log_prior, resp_out, lse_
                 for i in range(nb):
                     for k in range(K):
                         resp_out[start + i, k] = log_prob[k, i] / vec[1, i]
+
+
+def weighted_log_prob_{suffix}(X, means, prec_chol, log_norm, log_prior, out):
+    N, D = X.shape
+    K = means.shape[0]
+    n_chunks = (N + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+        stop = min(N, (c + 1) * CHUNK)
+        for start in range(c * CHUNK, stop, BLOCK):
+            nb = min(BLOCK, stop - start)
+            load_block(X, start, nb, xb)
+            block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
+            for i in range(nb):
+                for k in range(K):
+                    out[start + i, k] = log_prob[k, i]
 '''
 
 
@@ -397,9 +413,12 @@ def block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
 '''
 
 
+KERNEL_NAMES = ("em_statistics", "predict_labels", "posteriors", "weighted_log_prob")
+
+
 @functools.cache
 def _kernels_for(D):
-    """The three kernels for D features, compiled lazily (on first call per dtype) and cached on disk."""
+    """The kernels for D features, compiled lazily (on first call per dtype) and cached on disk."""
     # Compiled under this file's name: Numba caches only functions with a
     # source file, and invalidates their entries when that file changes.
     namespace = dict(globals())
@@ -415,7 +434,7 @@ def _kernels_for(D):
     exec(compile(_KERNELS_SOURCE.format(suffix=suffix), __file__, "exec"), namespace)
     kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
     return pytypes.SimpleNamespace(
-        **{name: kernel(namespace[f"{name}_{suffix}"]) for name in ("em_statistics", "predict_labels", "posteriors")}
+        **{name: kernel(namespace[f"{name}_{suffix}"]) for name in KERNEL_NAMES}
     )
 
 
@@ -442,3 +461,8 @@ def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
     ``resp_out`` may have zero rows to skip the posteriors.
     """
     _kernels_for(X.shape[1]).posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out)
+
+
+def weighted_log_prob(X, means, prec_chol, log_norm, log_prior, out):
+    """Write log(weight_k N(x | mean_k, Sigma_k)) + log-prior into ``out`` (N, K), of X's dtype."""
+    _kernels_for(X.shape[1]).weighted_log_prob(X, means, prec_chol, log_norm, log_prior, out)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # k-means++ is O(N K D); seeding on a random subset of this size is as good
 # for EM and keeps initialisation negligible next to the fit.
 SEEDING_SAMPLE = 20_000
 # Seedings tried by k-means++; the one with the lowest k-means inertia wins.
 N_SEEDINGS = 4
+# Lloyd iterations after each seeding (fewer when the centres stop moving).
+LLOYD_ITER = 10
+# Blocks of points assigned in parallel; fixed, so sums do not depend on the thread count.
+LLOYD_BLOCKS = 16
 
 
 def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -35,20 +39,18 @@ def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) 
     -------
     centres : (n_components, D) float64 ndarray
     """
-    # Points as (D, N) columns: every distance is then D whole-array
-    # operations, much faster than NumPy's reductions over a short last axis.
     points = np.ascontiguousarray(_subsample(X, rng), dtype=np.float64)
-    columns = np.ascontiguousarray(points.T)
-    runs = [_lloyd(points, _seed_centres(columns, n_components, rng)) for _ in range(N_SEEDINGS)]
-    return min(runs, key=lambda centres: _inertia(points, centres))
+    runs = [_lloyd_kernel(points, _seed_centres(points, n_components, rng), LLOYD_ITER) for _ in range(N_SEEDINGS)]
+    return min(runs, key=lambda centres: _inertia_kernel(points, centres))
 
 
-def _seed_centres(columns: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    n_points = columns.shape[1]
+def _seed_centres(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    n_points = len(points)
     n_trials = 2 + int(np.log(n_components))
-    centres = np.empty((n_components, len(columns)))
-    centres[0] = columns[:, rng.integers(n_points)]
-    closest = _squared_distance(columns, centres[0])
+    chosen = np.empty(n_components, dtype=np.int64)
+    chosen[0] = rng.integers(n_points)
+    closest = np.full(n_points, np.inf)
+    _take_closest(points, chosen[0], closest)
     for k in range(1, n_components):
         total = closest.sum()
         if total > 0:
@@ -56,62 +58,101 @@ def _seed_centres(columns: np.ndarray, n_components: int, rng: np.random.Generat
             candidates = np.minimum(candidates, n_points - 1)
         else:
             candidates = rng.integers(n_points, size=n_trials)
-        distances = [_squared_distance(columns, columns[:, candidate]) for candidate in candidates]
-        potentials = [np.minimum(closest, distance).sum() for distance in distances]
-        best = int(np.argmin(potentials))
-        centres[k] = columns[:, candidates[best]]
-        np.minimum(closest, distances[best], out=closest)
-    return centres
-
-
-def _lloyd(points: np.ndarray, centres: np.ndarray, n_iter: int = 10) -> np.ndarray:
-    """A few k-means iterations over (N, D) ``points``; an emptied cluster keeps its centre."""
-    return _lloyd_kernel(points, np.ascontiguousarray(centres, dtype=np.float64), n_iter)
-
-
-def _inertia(points: np.ndarray, centres: np.ndarray) -> float:
-    """Sum of squared distances of (N, D) ``points`` to their nearest centre."""
-    return float(_inertia_kernel(points, np.ascontiguousarray(centres, dtype=np.float64)))
+        chosen[k] = _best_candidate(points, closest, candidates)
+        _take_closest(points, chosen[k], closest)
+    return points[chosen]
 
 
 @njit(cache=True)
-def _nearest_into(points, centres, nearest):
-    """Write the index of each point's nearest centre (ties: the lower index); return the sum of squared distances."""
-    N, D = points.shape
+def _squared_distance_to(points, i, j):
+    distance = 0.0
+    for d in range(points.shape[1]):
+        delta = points[i, d] - points[j, d]
+        distance += delta * delta
+    return distance
+
+
+@njit(cache=True)
+def _best_candidate(points, closest, candidates):
+    """The candidate point that, as a new centre, leaves the smallest sum of squared distances to the nearest centre."""
+    best, best_potential = candidates[0], np.inf
+    for c in candidates:
+        potential = 0.0
+        for i in range(points.shape[0]):
+            potential += min(closest[i], _squared_distance_to(points, i, c))
+        if potential < best_potential:
+            best, best_potential = c, potential
+    return best
+
+
+@njit(cache=True)
+def _take_closest(points, centre, closest):
+    """Lower ``closest`` (squared distance to the nearest centre) to the distance to point ``centre``, in place."""
+    for i in range(points.shape[0]):
+        closest[i] = min(closest[i], _squared_distance_to(points, i, centre))
+
+
+@njit(cache=True)
+def _nearest_into(points, centres, nearest, start, stop, counts, sums):
+    """Nearest centre (ties: the lower index) of points ``start:stop``, with their counts and sums per centre.
+
+    Returns the points' sum of squared distances to their nearest centre.
+    """
+    D = points.shape[1]
     total = 0.0
-    for i in range(N):
-        best = np.inf
+    for i in range(start, stop):
+        best, best_k = np.inf, 0
         for k in range(centres.shape[0]):
             distance = 0.0
             for d in range(D):
                 delta = points[i, d] - centres[k, d]
                 distance += delta * delta
             if distance < best:
-                best = distance
-                nearest[i] = k
+                best, best_k = distance, k
+        nearest[i] = best_k
+        counts[best_k] += 1.0
+        for d in range(D):
+            sums[best_k, d] += points[i, d]
         total += best
     return total
 
 
+@njit(cache=True, parallel=True)
+def _assign(points, centres, nearest):
+    """Assign every point to its nearest centre in ``LLOYD_BLOCKS`` blocks, in parallel.
+
+    Returns per-block counts (B, K), sums (B, K, D) and inertia (B,): reduced
+    in block order, they do not depend on the number of threads.
+    """
+    N, D = points.shape
+    K = centres.shape[0]
+    size = (N + LLOYD_BLOCKS - 1) // LLOYD_BLOCKS
+    counts = np.zeros((LLOYD_BLOCKS, K))
+    sums = np.zeros((LLOYD_BLOCKS, K, D))
+    inertia = np.zeros(LLOYD_BLOCKS)
+    for b in prange(LLOYD_BLOCKS):
+        inertia[b] = _nearest_into(points, centres, nearest, b * size, min(N, (b + 1) * size), counts[b], sums[b])
+    return counts, sums, inertia
+
+
 @njit(cache=True)
 def _inertia_kernel(points, centres):
-    return _nearest_into(points, centres, np.empty(points.shape[0], dtype=np.int64))
+    """Sum of squared distances of (N, D) ``points`` to their nearest centre."""
+    return _assign(points, centres, np.empty(points.shape[0], dtype=np.int64))[2].sum()
 
 
 @njit(cache=True)
 def _lloyd_kernel(points, centres, n_iter):
-    """k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``."""
-    N, D = points.shape
-    K = centres.shape[0]
-    nearest = np.empty(N, dtype=np.int64)
+    """k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``.
+
+    An emptied cluster keeps its centre.
+    """
+    K, D = centres.shape
+    nearest = np.empty(points.shape[0], dtype=np.int64)
     for _ in range(n_iter):
-        _nearest_into(points, centres, nearest)
-        sums = np.zeros((K, D))
-        counts = np.zeros(K)
-        for i in range(N):
-            counts[nearest[i]] += 1.0
-            for d in range(D):
-                sums[nearest[i], d] += points[i, d]
+        block_counts, block_sums, _ = _assign(points, centres, nearest)
+        counts = block_counts.sum(axis=0)
+        sums = block_sums.sum(axis=0)
         moved = centres.copy()
         still = True
         for k in range(K):

@@ -246,6 +246,17 @@ class GaussianMixture:
         _kernels.posteriors(*self._kernel_arguments(X, None), resp, lse)
         return resp
 
+    def weighted_log_prob(self, X: np.ndarray) -> np.ndarray:
+        """Log of weight times density, log(pi_k N(x | mu_k, Sigma_k)), for every sample and component.
+
+        The log-posteriors up to a per-sample constant, in the dtype of the
+        features (float32 stays float32): (N, K).
+        """
+        X = self._check_X(X)
+        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        _kernels.weighted_log_prob(*self._kernel_arguments(X, None), out)
+        return out
+
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Log-likelihood of each sample, (N,) float64."""
         X = self._check_X(X)
