@@ -86,7 +86,7 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
     ("min_fraction", float, _DEFAULT.min_fraction, ("--min-fraction",),
      "Merge regions smaller than this fraction of the image's pixels (the larger threshold applies).", _IMAGE_PANEL),
     ("merge_distance", float, _DEFAULT.merge_distance, ("--merge-distance",),
-     "Merge adjacent regions whose mean colours differ by less than this (Delta E for lab; 0 = off).", _IMAGE_PANEL),
+     "Merge adjacent regions while their merge cost (colour distance, edge, region sizes) is below this (0 = off).", _IMAGE_PANEL),
     ("merge_edge_weight", float, _DEFAULT.merge_edge_weight, ("--merge-edge-weight",),
      "Weight 0..1 of the edge strength along a shared border in the merge cost (0 = mean colour only).", _IMAGE_PANEL),
     ("merge_into", MergeTarget, MergeTarget(_DEFAULT.merge_into), ("--merge-into",),

@@ -90,10 +90,14 @@ class SegmentConfig:
         scales with the image; the larger of the two applies. Not applied
         with a shared model, where a small patch of a class is still that class.
     merge_distance : float
-        Adjacent regions whose mean colours are closer than this (in colour
-        feature units: CIE76 Delta E for ``lab``) are merged, closest pair
-        first, before small regions are merged. 0 turns it off. Not applied
-        with a shared model, whose labels stay class ids.
+        Adjacent regions are merged, cheapest pair first, while their merge
+        cost is below this; 0 turns it off. The cost is the distance of their
+        mean colours (in colour feature units: CIE76 Delta E for ``lab``),
+        combined with the edge along their border (``merge_edge_weight``) and
+        scaled by region terms learned on BSDS500 train
+        (``postprocess.MERGE_REGION_EXPONENTS``): small regions and regions
+        sharing a long border merge more readily. Runs before small regions
+        are merged. Not applied with a shared model, whose labels stay class ids.
     merge_edge_weight : float
         How much the image edge between two adjacent regions counts when
         merging by ``merge_distance``, in [0, 1]. A pair is merged when
@@ -151,8 +155,8 @@ class SegmentConfig:
     denoise_size: int = 5
     min_size: int = 0
     min_fraction: float = 0.01
-    merge_distance: float = 10.0
-    merge_edge_weight: float = 0.5
+    merge_distance: float = 3.5
+    merge_edge_weight: float = 0.43
     merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0

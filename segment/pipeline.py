@@ -287,7 +287,10 @@ def _label_image(
     as_regions = fitted_here  # a shared model's labels stay class ids
     colours = _colour_map(feats[:, :n_colour], valid, (height, width))
     if as_regions:
-        labels = postprocess.merge_similar_regions(labels, colours, cfg.merge_distance, edge_weight=cfg.merge_edge_weight)
+        labels = postprocess.merge_similar_regions(
+            labels, colours, cfg.merge_distance,
+            edge_weight=cfg.merge_edge_weight, region_exponents=postprocess.MERGE_REGION_EXPONENTS,
+        )
     labels = postprocess.merge_small_regions(
         labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,

@@ -1,6 +1,6 @@
 import numpy as np
 
-from segment.postprocess import edge_strength, merge_similar_regions, merge_small_regions, morphology, relabel_regions
+from segment.postprocess import MERGE_REGION_EXPONENTS, edge_strength, merge_similar_regions, merge_small_regions, morphology, relabel_regions
 
 
 def test_small_speck_merges_into_surrounding_region():
@@ -124,3 +124,18 @@ def test_merge_edge_weight_keeps_similar_colours_apart_across_a_strong_edge():
     labels = np.where(np.arange(20) < 10, 1, 2).astype(np.int32)[None, :].repeat(6, axis=0)
     assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10))) == {1}
     assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10, edge_weight=1.0))) == {1, 2}
+
+
+def test_region_terms_merge_a_small_patch_but_keep_two_halves_apart():
+    # Left and right halves 8 Delta E apart; a 5x5 patch inside the left half, also 8 from it.
+    colours = np.full((100, 100), 50.0, np.float32)
+    colours[:, 50:] = 58.0
+    colours[20:25, 20:25] = 42.0
+    labels = np.where(np.arange(100) < 50, 1, 2).astype(np.int32)[None, :].repeat(100, axis=0)
+    labels[20:25, 20:25] = 3
+    plain = merge_similar_regions(labels, colours, max_distance=3)
+    assert np.array_equal(plain, labels)  # 8 > 3: nothing merges on colour alone
+    merged = merge_similar_regions(labels, colours, max_distance=3, region_exponents=MERGE_REGION_EXPONENTS)
+    assert set(np.unique(merged)) == {1, 2} and np.all(merged[20:25, 20:25] == 1)
+    # The same colour step between the two halves costs more than the threshold even with the terms.
+    assert np.array_equal(merged[:, 50:], labels[:, 50:])
