@@ -100,8 +100,9 @@ class SegmentConfig:
         are merged. Not applied with a shared model, whose labels stay class ids.
     merge_edge_weight : float
         How much the image edge between two adjacent regions counts when
-        merging by ``merge_distance``, in [0, 1]. A pair is merged when
-        ``distance ** (1 - w) * edge ** w`` is below ``merge_distance``, with
+        merging by ``merge_distance``, in [0, 1]: the colour part of the
+        merge cost is ``distance ** (1 - w) * edge ** w`` (before the region
+        terms), with
         ``edge`` the mean colour-gradient magnitude along their shared border
         (in the same units: a sharp step of Delta E h gives h). 0 merges by
         mean colour alone; higher values join regions parted by a weak edge
