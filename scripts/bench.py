@@ -200,7 +200,7 @@ PEAK_RSS_PRELUDE = (
 
 
 # The per-pixel mixture alone: what the EM and labelling kernels cost end to end.
-PLAIN_MIXTURE = {"smoothing": 0.0, "merge_distance": 0.0, "min_fraction": 0.0, "relabel": False}
+PLAIN_MIXTURE = {"smoothing": 0.0, "merge_cost": 0.0, "min_fraction": 0.0, "relabel": False}
 
 
 def run_child(code: str) -> tuple[float, float]:

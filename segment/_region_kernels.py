@@ -1,4 +1,4 @@
-"""Numba kernels behind the region merging in :mod:`segment.postprocess`.
+"""Numba kernels behind the region merging in :mod:`segment.postprocess` and :mod:`segment.merging`.
 
 They replace full-image temporaries (all 4-neighbour pairs, per-channel
 float64 copies) with single passes, which matters on scans of tens of
@@ -125,34 +125,128 @@ def connected_regions(labels, background):
 
 
 @njit(cache=True)
-def boundary_strengths(regions, strength):
-    """Region pairs of every differing 4-neighbour pixel pair, with the pair's mean ``strength``.
+def boundary_strengths(regions, strengths):
+    """Region pairs of every differing 4-neighbour pixel pair, with the pair's mean of each strength map.
 
     Parameters
     ----------
     regions : (H, W) int ndarray
-    strength : (H, W) float ndarray
-        Per-pixel value, e.g. a gradient magnitude.
+    strengths : (H, W, S) float ndarray
+        Per-pixel values, e.g. gradient magnitudes at S scales.
 
     Returns
     -------
     low, high : (P,) int64 ndarrays
         One entry per differing pixel pair, ``low < high``, in the order of
         :func:`boundary_pairs`.
-    values : (P,) float64 ndarray
-        Mean of ``strength`` at the two pixels of each pair.
+    values : (P, S) float64 ndarray
+        Mean of each strength map at the two pixels of each pair.
     """
     low, high = boundary_pairs(regions)
-    values = np.empty(low.shape[0], dtype=np.float64)
+    n_maps = strengths.shape[2]
+    values = np.empty((low.shape[0], n_maps), dtype=np.float64)
     height, width = regions.shape
     i = 0
     for y in range(height):
         for x in range(width):
             r = regions[y, x]
             if x + 1 < width and regions[y, x + 1] != r:
-                values[i] = 0.5 * (strength[y, x] + strength[y, x + 1])
+                for s in range(n_maps):
+                    values[i, s] = 0.5 * (strengths[y, x, s] + strengths[y, x + 1, s])
                 i += 1
             if y + 1 < height and regions[y + 1, x] != r:
-                values[i] = 0.5 * (strength[y, x] + strength[y + 1, x])
+                for s in range(n_maps):
+                    values[i, s] = 0.5 * (strengths[y, x, s] + strengths[y + 1, x, s])
                 i += 1
     return low, high, values
+
+
+@njit(cache=True)
+def region_histograms(regions, n_regions, colours, bins):
+    """Per-region colour histograms, ``bins`` per channel over the image's range of each channel.
+
+    Parameters
+    ----------
+    regions : (H, W) int ndarray
+        Region ids 0..n_regions-1.
+    n_regions, bins : int
+    colours : (H, W, C) float ndarray
+
+    Returns
+    -------
+    (n_regions, bins ** C) float32 ndarray
+        Pixel counts; bin index ``sum_c b_c * bins ** c``.
+    """
+    height, width, channels = colours.shape
+    low = np.full(channels, np.inf)
+    high = np.full(channels, -np.inf)
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                low[c] = min(low[c], colours[y, x, c])
+                high[c] = max(high[c], colours[y, x, c])
+    counts = np.zeros((n_regions, bins**channels), dtype=np.float32)
+    for y in range(height):
+        for x in range(width):
+            index = 0
+            stride = 1
+            for c in range(channels):
+                b = int((colours[y, x, c] - low[c]) / max(high[c] - low[c], 1e-6) * bins)
+                index += min(max(b, 0), bins - 1) * stride
+                stride *= bins
+            counts[regions[y, x], index] += 1.0
+    return counts
+
+
+@njit(cache=True)
+def merge_terms(us, vs, border, size, colour_sums, histograms, texture_sums, n_pixels, epsilon, texture_floor):
+    """The merge terms of region pairs, in the order of :data:`segment.merging.MERGE_TERMS`.
+
+    Parameters
+    ----------
+    us, vs : (P,) int ndarrays
+        The two regions of each pair.
+    border : (P, 3) float ndarray
+        Shared border length and the summed edge and coarse edge strengths along it.
+    size : (R,) float64 ndarray
+    colour_sums : (R, C) float64 ndarray
+    histograms : (R, B) float32 ndarray
+    texture_sums : (R,) float64 ndarray
+        Summed edge strength inside each region.
+    n_pixels : float
+    epsilon, texture_floor : float
+        Added before taking logs of distances and of textures.
+
+    Returns
+    -------
+    (P, 10) float64 ndarray
+    """
+    n_pairs = us.shape[0]
+    out = np.empty((n_pairs, 10), dtype=np.float64)
+    for i in range(n_pairs):
+        u, v = us[i], vs[i]
+        small, large = (u, v) if size[u] <= size[v] else (v, u)
+        distance = 0.0
+        for c in range(colour_sums.shape[1]):
+            d = colour_sums[u, c] / size[u] - colour_sums[v, c] / size[v]
+            distance += d * d
+        chi2 = 0.0
+        for b in range(histograms.shape[1]):
+            p = histograms[u, b] / size[u]
+            q = histograms[v, b] / size[v]
+            if p + q > 0:
+                chi2 += (p - q) * (p - q) / (p + q)
+        length = border[i, 0]
+        texture_small = np.log(texture_sums[small] / size[small] + texture_floor)
+        texture_large = np.log(texture_sums[large] / size[large] + texture_floor)
+        out[i, 0] = np.log(np.sqrt(distance) + epsilon)
+        out[i, 1] = np.log(border[i, 1] / length + epsilon)
+        out[i, 2] = np.log(border[i, 2] / length + epsilon)
+        out[i, 3] = np.log(0.5 * chi2 + epsilon)
+        out[i, 4] = np.log(size[small] / n_pixels)
+        out[i, 5] = np.log(size[large] / n_pixels)
+        out[i, 6] = np.log(length / np.sqrt(size[small]))
+        out[i, 7] = texture_small
+        out[i, 8] = texture_large
+        out[i, 9] = abs(texture_small - texture_large)
+    return out

@@ -89,25 +89,16 @@ class SegmentConfig:
         The same threshold as a fraction of the image's pixels, so that it
         scales with the image; the larger of the two applies. Not applied
         with a shared model, where a small patch of a class is still that class.
-    merge_distance : float
-        Adjacent regions are merged, cheapest pair first, while their merge
-        cost is below this; 0 turns it off. The cost is the distance of their
-        mean colours (in colour feature units: CIE76 Delta E for ``lab``),
-        combined with the edge along their border (``merge_edge_weight``) and
-        scaled by region terms learned on BSDS500 train
-        (``postprocess.MERGE_REGION_EXPONENTS``): small regions and regions
-        sharing a long border merge more readily. Runs before small regions
-        are merged. Not applied with a shared model, whose labels stay class ids.
-    merge_edge_weight : float
-        How much the image edge between two adjacent regions counts when
-        merging by ``merge_distance``, in [0, 1]: the colour part of the
-        merge cost is ``distance ** (1 - w) * edge ** w`` (before the region
-        terms), with
-        ``edge`` the mean colour-gradient magnitude along their shared border
-        (in the same units: a sharp step of Delta E h gives h). 0 merges by
-        mean colour alone; higher values join regions parted by a weak edge
-        (a shading gradient split in two) and keep similar colours across a
-        sharp edge apart.
+    merge_cost : float
+        Adjacent regions are merged, most alike first, while their merge cost
+        is below this; 0 turns it off. The cost is the odds against the two
+        regions being parts of one object, as a logistic model learned on
+        BSDS500 train judges them from their colours, colour histograms,
+        the image edge along their border at two scales, their sizes, shared
+        border and texture (``merging.MERGE_WEIGHTS``): 1 merges while "one
+        object" is the likelier answer, lower values merge less. Runs before
+        small regions are merged. Not applied with a shared model, whose
+        labels stay class ids.
     merge_into : {"similar", "border"}
         Which neighbour a small region joins: the one with the closest mean
         colour, or the one it shares the longest border with.
@@ -156,8 +147,7 @@ class SegmentConfig:
     denoise_size: int = 5
     min_size: int = 0
     min_fraction: float = 0.01
-    merge_distance: float = 3.5
-    merge_edge_weight: float = 0.43
+    merge_cost: float = 1.0
     merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0
@@ -272,10 +262,7 @@ def _validate(cfg: SegmentConfig) -> None:
     _check_number("min_fraction", cfg.min_fraction, 0.0)
     if cfg.min_fraction > 1:
         raise ValueError(f"min_fraction must be <= 1 (a fraction of the image's pixels); got {cfg.min_fraction}")
-    _check_number("merge_distance", cfg.merge_distance, 0.0)
-    _check_number("merge_edge_weight", cfg.merge_edge_weight, 0.0)
-    if cfg.merge_edge_weight > 1:
-        raise ValueError(f"merge_edge_weight must be <= 1; got {cfg.merge_edge_weight}")
+    _check_number("merge_cost", cfg.merge_cost, 0.0)
     _check_choice("merge_into", cfg.merge_into, MERGE_TARGETS)
     _check_int("hole_size", cfg.hole_size, 0)
     _check_int("opening_radius", cfg.opening_radius, 0)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, postprocess, preprocess, render, smoothing, upscale
+from segment import features, io, merging, postprocess, preprocess, render, smoothing, upscale
 from segment.config import AUTO, SegmentConfig, SettingsError
 from segment.gmm import ConvergenceWarning, GaussianMixture
 
@@ -287,10 +287,7 @@ def _label_image(
     as_regions = fitted_here  # a shared model's labels stay class ids
     colours = _colour_map(feats[:, :n_colour], valid, (height, width))
     if as_regions:
-        labels = postprocess.merge_similar_regions(
-            labels, colours, cfg.merge_distance,
-            edge_weight=cfg.merge_edge_weight, region_exponents=postprocess.MERGE_REGION_EXPONENTS,
-        )
+        labels = merging.merge_similar_regions(labels, colours, cfg.merge_cost)
     labels = postprocess.merge_small_regions(
         labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,
@@ -313,7 +310,7 @@ def _working_shape(
     if not cfg.work_pixels or height * width <= cfg.work_pixels or valid is not None:
         return None
     pixel_steps = cfg.smoothing > 0 or cfg.min_size or cfg.hole_size or cfg.opening_radius or cfg.closing_radius
-    region_steps = not shared_model and (cfg.merge_distance > 0 or cfg.min_fraction > 0 or cfg.relabel)
+    region_steps = not shared_model and (cfg.merge_cost > 0 or cfg.min_fraction > 0 or cfg.relabel)
     if not (pixel_steps or region_steps):
         return None
     return upscale.working_shape(height, width, cfg.work_pixels)

@@ -470,7 +470,7 @@ def segment_tiled(
         name
         for name, active in (
             ("morphology", cfg.opening_radius > 0 or cfg.closing_radius > 0),
-            ("merge_similar_regions", cfg.merge_distance > 0),
+            ("merge_similar_regions", cfg.merge_cost > 0),
             ("merge_small_regions", cfg.min_region_size(pixels.shape[0] * pixels.shape[1]) > 1 or cfg.hole_size > 1),
             ("relabel", cfg.relabel),
             ("smoothing", cfg.smoothing > 0),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 # Per-pixel classes: no spatial prior, no region merging, no relabelling.
-PLAIN = dict(smoothing=0.0, merge_distance=0.0, min_fraction=0.0, relabel=False)
+PLAIN = dict(smoothing=0.0, merge_cost=0.0, min_fraction=0.0, relabel=False)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 

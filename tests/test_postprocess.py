@@ -1,6 +1,6 @@
 import numpy as np
 
-from segment.postprocess import MERGE_REGION_EXPONENTS, edge_strength, merge_similar_regions, merge_small_regions, morphology, relabel_regions
+from segment.postprocess import merge_small_regions, morphology, relabel_regions
 
 
 def test_small_speck_merges_into_surrounding_region():
@@ -83,59 +83,3 @@ def test_relabel_matches_scikit_image_numbering():
         labels = np.repeat(np.repeat(labels, 2, axis=0), 3, axis=1)  # some larger blobs
         expected = label(labels, background=0, connectivity=1)
         assert np.array_equal(relabel_regions(labels), expected)
-
-
-def test_merge_similar_regions_joins_close_colours_closest_first():
-    # Three vertical stripes: grey 50 | grey 56 | grey 90, labelled 1 | 2 | 3, with a background corner.
-    labels = np.repeat(np.array([[1] * 4 + [2] * 3 + [3] * 5]), 6, axis=0).astype(np.int32)
-    labels[0, 0] = 0
-    colours = np.choose(labels, [0.0, 50.0, 56.0, 90.0]).astype(np.float32)
-    merged = merge_similar_regions(labels, colours, max_distance=10)
-    assert merged[0, 0] == 0  # background is never merged
-    assert set(np.unique(merged[:, 4:7])) == {1}  # the smaller stripe takes the larger one's label
-    assert set(np.unique(merged[:, 7:])) == {3}  # 90 is 35 and 37 away from the others
-    # After 1 and 2 merge (41 pixels), their mean 52.6 is 37.4 from 3: a threshold of 37 keeps 3 apart ...
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=37)[:, 7:])) == {3}
-    # ... and 38 merges 3 (30 pixels) into the larger region, label 1.
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=38))) == {0, 1}
-    assert np.array_equal(merge_similar_regions(labels, colours, max_distance=0), labels)
-
-
-def test_edge_strength_of_a_sharp_step_is_its_height():
-    colours = np.zeros((5, 8, 3), np.float32)
-    colours[:, 4:] = (30.0, 40.0, 0.0)  # a step of 50 between columns 3 and 4
-    strength = edge_strength(colours)
-    assert np.allclose(strength[:, 3:5], 50.0)
-    assert np.allclose(strength[:, :2], 0.0) and np.allclose(strength[:, 6:], 0.0)
-
-
-def test_merge_edge_weight_joins_a_shading_gradient_split_in_two():
-    # A smooth ramp (1 unit per pixel) cut in the middle: the means are 20 apart, the edge between them is weak.
-    colours = np.repeat(np.arange(30.0, 70.0, dtype=np.float32)[None, :], 6, axis=0)
-    labels = np.where(np.arange(40) < 20, 1, 2).astype(np.int32)[None, :].repeat(6, axis=0)
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10))) == {1, 2}
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10, edge_weight=0.5))) == {1}
-
-
-def test_merge_edge_weight_keeps_similar_colours_apart_across_a_strong_edge():
-    # Two grey-50 regions parted by a dark outline (grey 20) along the border of the left one.
-    colours = np.full((6, 20), 50.0, np.float32)
-    colours[:, 9] = 20.0
-    labels = np.where(np.arange(20) < 10, 1, 2).astype(np.int32)[None, :].repeat(6, axis=0)
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10))) == {1}
-    assert set(np.unique(merge_similar_regions(labels, colours, max_distance=10, edge_weight=1.0))) == {1, 2}
-
-
-def test_region_terms_merge_a_small_patch_but_keep_two_halves_apart():
-    # Left and right halves 8 Delta E apart; a 5x5 patch inside the left half, also 8 from it.
-    colours = np.full((100, 100), 50.0, np.float32)
-    colours[:, 50:] = 58.0
-    colours[20:25, 20:25] = 42.0
-    labels = np.where(np.arange(100) < 50, 1, 2).astype(np.int32)[None, :].repeat(100, axis=0)
-    labels[20:25, 20:25] = 3
-    plain = merge_similar_regions(labels, colours, max_distance=3)
-    assert np.array_equal(plain, labels)  # 8 > 3: nothing merges on colour alone
-    merged = merge_similar_regions(labels, colours, max_distance=3, region_exponents=MERGE_REGION_EXPONENTS)
-    assert set(np.unique(merged)) == {1, 2} and np.all(merged[20:25, 20:25] == 1)
-    # The same colour step between the two halves costs more than the threshold even with the terms.
-    assert np.array_equal(merged[:, 50:], labels[:, 50:])

@@ -81,7 +81,7 @@ def test_transparent_and_plain_mixture_images_stay_at_full_resolution(curved_sce
     rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
     rgba[:10, :10, 3] = 0
     assert segment_image(rgba, work_pixels=40_000).working_shape is None
-    plain = dict(smoothing=0.0, merge_distance=0.0, min_fraction=0.0, relabel=False)
+    plain = dict(smoothing=0.0, merge_cost=0.0, min_fraction=0.0, relabel=False)
     assert segment_image(image, work_pixels=40_000, **plain).working_shape is None
 
 
