@@ -87,3 +87,10 @@ def test_higher_cost_threshold_never_gives_more_regions(samples):
     labels = (np.digitize(colours[:, :, 0], [30, 45, 60, 75]) * 3 + np.digitize(colours[:, :, 1], [0, 15])).astype(np.int32) + 1
     counts = [len(np.unique(merge_similar_regions(labels, colours, cost))) for cost in (0, 0.5, 1, 2, 8)]
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+@pytest.mark.parametrize("value", [0, 4])
+def test_an_image_of_one_region_or_all_background_is_left_as_is(value):
+    labels = np.full((9, 7), value, np.int32)
+    colours = lab_like(np.random.default_rng(1).normal(50, 5, labels.shape))
+    assert np.array_equal(merge_similar_regions(labels, colours, np.inf), labels)
