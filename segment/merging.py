@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-BACKGROUND = 0
+from segment.postprocess import BACKGROUND, _merge_edges
+
 MERGE_TERMS = (
     "colour_distance",  # log distance of the mean colours (Delta E for Lab)
     "edge",  # log mean edge strength along the shared border
@@ -112,7 +113,7 @@ def merge_similar_regions(
     heapq.heapify(heap)
     while heap:
         _, u, v, version_u, version_v = heapq.heappop(heap)
-        if version[u] != version_u or version[v] != version_v or regions.merged[u] or regions.merged[v]:
+        if version[u] != version_u or version[v] != version_v or regions.parent[u] != u or regions.parent[v] != v:
             continue
         source, target = (u, v) if (regions.size[u], v) < (regions.size[v], u) else (v, u)
         if on_merge is not None:
@@ -184,7 +185,6 @@ class _Regions:
         self.value_of = np.zeros(n, dtype=np.int32)
         self.value_of[flat] = labels.ravel()
         self.movable = (self.value_of != BACKGROUND).tolist()
-        self.merged = [False] * n
         self.parent = list(range(n))
         self.n_pixels = float(labels.size)
         fine = edge_strength(colours)
@@ -200,12 +200,12 @@ class _Regions:
             [np.bincount(inverse, minlength=len(keys))] + [np.bincount(inverse, values[:, s], len(keys)) for s in range(2)],
             axis=1,
         )
-        # borders[u][v] = [border length, summed edge strength, summed coarse edge strength]
-        self.borders: dict[int, dict[int, list[float]]] = {}
-        for key, row in zip(keys.tolist(), sums.tolist()):
+        # borders[u][v] = (border length, summed edge strength, summed coarse edge strength)
+        self.borders: dict[int, dict[int, np.ndarray]] = {}
+        for key, row in zip(keys.tolist(), sums):
             u, v = divmod(key, n)
             self.borders.setdefault(u, {})[v] = row
-            self.borders.setdefault(v, {})[u] = list(row)
+            self.borders.setdefault(v, {})[u] = row.copy()
 
     def border_sums(self, u: int, others: list[int]) -> np.ndarray:
         """(len(others), 3) border length and summed edge strengths between root ``u`` and each of ``others``."""
@@ -231,22 +231,10 @@ class _Regions:
 
     def merge(self, source: int, target: int) -> None:
         """Merge root ``source`` into root ``target``: sums add, borders move to ``target``."""
-        self.merged[source] = True
         self.parent[source] = target
         for array in (self.size, self.colour_sums, self.histograms, self.texture_sums):
             array[target] += array[source]
-        target_edges = self.borders.setdefault(target, {})
-        for other, row in self.borders.pop(source, {}).items():
-            other_edges = self.borders[other]
-            del other_edges[source]
-            if other == target:
-                continue
-            if other in target_edges:
-                summed = [a + b for a, b in zip(target_edges[other], row)]
-                target_edges[other], other_edges[target] = summed, list(summed)
-            else:
-                target_edges[other], other_edges[target] = row, list(row)
-        target_edges.pop(source, None)
+        _merge_edges(self.borders, source, target)
 
     def merged_labels(self) -> np.ndarray:
         """The label map after the merges: every region takes its root's label."""

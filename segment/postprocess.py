@@ -6,6 +6,7 @@ part (transparent), and these functions never create or remove zeros.
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 
@@ -188,8 +189,8 @@ class _RegionGraph:
         _merge_edges(self.adjacency, source, target)
 
 
-def _merge_edges(edges: dict[int, dict[int, int]], source: int, target: int) -> None:
-    """Move the border lengths of node ``source`` to ``target`` in a symmetric dict of dicts, adding where both have one."""
+def _merge_edges(edges: dict[int, dict[int, Any]], source: int, target: int) -> None:
+    """Move the edge values of node ``source`` to ``target`` in a symmetric dict of dicts, adding where both have one."""
     target_edges = edges.setdefault(target, {})
     for other, value in edges.pop(source, {}).items():
         other_edges = edges[other]
