@@ -49,6 +49,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from segment import SegmentConfig, features, segment_image  # noqa: E402
 from segment.gmm import GaussianMixture  # noqa: E402
@@ -260,6 +261,79 @@ def bench_end_to_end(big: np.ndarray, tmp: Path, args: argparse.Namespace) -> di
     }
 
 
+CONTENT_CHILD = """
+import time, numpy as np, segment
+image = np.load({path!r})
+start = time.perf_counter()
+result = segment.segment_image(image)
+print('seconds', time.perf_counter() - start, 'regions', result.n_labels)
+"""
+
+
+def bench_content(source: np.ndarray, tmp: Path, args: argparse.Namespace) -> list[dict]:
+    """``segment_image`` (defaults) on the photo and on worst-case content of the same size, each in a fresh process.
+
+    A run that exceeds ``--content-timeout`` seconds is stopped and reported
+    as such (seconds None). Peak RSS is the whole process's, imports included.
+    """
+    from content_images import content_set
+
+    rows = []
+    for megapixels in args.content_sizes:
+        side = np.sqrt(megapixels * 1e6 / 12)
+        shape = (int(round(3 * side)), int(round(4 * side)))
+        for name, image in content_set(source, shape).items():
+            path = tmp / "content.npy"
+            np.save(path, image)
+            del image
+            code = PEAK_RSS_PRELUDE + CONTENT_CHILD.format(path=str(path))
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=args.content_timeout
+                )
+            except subprocess.TimeoutExpired:
+                rows.append({"megapixels": megapixels, "shape": list(shape), "content": name, "seconds": None})
+                print(f"{megapixels} MP {name}: over {args.content_timeout} s", file=sys.stderr)
+                continue
+            if done.returncode != 0:
+                raise SystemExit(f"error: content child failed ({done.returncode}): {done.stderr[-2000:]}")
+            words = done.stdout.split()
+            row = {
+                "megapixels": megapixels,
+                "shape": list(shape),
+                "content": name,
+                "seconds": float(words[words.index("seconds") + 1]),
+                "regions": int(words[words.index("regions") + 1]),
+                "peak_rss_mib": int(done.stderr.rsplit("peak_rss_kib ", 1)[1].split()[0]) / 1024,
+            }
+            rows.append(row)
+            print(f"{megapixels} MP {name}: {row['seconds']:.2f} s, {row['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+    return rows
+
+
+def content_markdown(rows: list[dict], timeout: float) -> list[str]:
+    lines = [
+        "",
+        "Default settings on worst-case content, each picture the photo's size (fresh process, Numba cache warm):",
+        "",
+        "| megapixels | content | seconds | × photo | peak RSS (MiB) | × photo | regions |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    photo_rows = {row["megapixels"]: row for row in rows if row["content"] == "photo"}
+    for row in rows:
+        base = photo_rows.get(row["megapixels"])
+        if row["seconds"] is None:
+            lines.append(f"| {row['megapixels']} | {row['content']} | > {timeout:.0f} | | | | |")
+            continue
+        ratio = f"{row['seconds'] / base['seconds']:.2f}" if base and base["seconds"] else ""
+        rss = f"{row['peak_rss_mib'] / base['peak_rss_mib']:.2f}" if base and base["seconds"] else ""
+        lines.append(
+            f"| {row['megapixels']} | {row['content']} | {row['seconds']:.2f} | {ratio} "
+            f"| {row['peak_rss_mib']:.0f} | {rss} | {row['regions']} |"
+        )
+    return lines
+
+
 def machine() -> dict:
     import numba
     import sklearn
@@ -339,6 +413,8 @@ def markdown(report: dict) -> str:
             )
         for name, row in agreement["photos"].items():
             lines.append(f"| default sample, `{name}` ({row['megapixels']} MP) | | {row['agreement']:.2%} |")
+    if report.get("content"):
+        lines += content_markdown(report["content"], report["settings"]["content_timeout"])
     return "\n".join(lines)
 
 
@@ -356,23 +432,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photo", type=Path, default=ROOT / "sample_images" / "coffee.jpg", help="Photo to upscale.")
     parser.add_argument("--gflops", type=float, default=200.0, help="The machine's float32 GEMM rate, for the limit.")
     parser.add_argument("--skip-end-to-end", action="store_true", help="Only the EM and agreement benchmarks.")
+    parser.add_argument("--content-sizes", type=float, nargs="*", default=[0.25, 12], help="Megapixels of the content benchmark.")
+    parser.add_argument("--content-timeout", type=float, default=600.0, help="Seconds after which a content run is stopped.")
+    parser.add_argument("--content-only", action="store_true", help="Only the content benchmark.")
     parser.add_argument("--json", type=Path, help="Write the figures to this JSON file.")
     args = parser.parse_args(argv)
     if args.iterations < 2 or args.sklearn_iterations < 2:
         parser.error("--iterations and --sklearn-iterations must be at least 2")
 
     source = read_rgb(args.photo)
-    big = photo(source, 12)
     report = {
         "machine": machine(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"},
         "defaults": SegmentConfig().to_dict(),
-        "em": bench_em(source, args),
-        "sample_agreement": bench_sample_agreement(big, args),
+        "em": [],
     }
-    if not args.skip_end_to_end:
+    if not args.content_only:
+        big = photo(source, 12)
+        report["em"] = bench_em(source, args)
+        report["sample_agreement"] = bench_sample_agreement(big, args)
+        if not args.skip_end_to_end:
+            with tempfile.TemporaryDirectory() as tmp:
+                report["end_to_end"] = bench_end_to_end(big, Path(tmp), args)
+    if args.content_sizes:
+        segment_image(source)  # fill the Numba cache before the fresh processes
         with tempfile.TemporaryDirectory() as tmp:
-            report["end_to_end"] = bench_end_to_end(big, Path(tmp), args)
+            report["content"] = bench_content(source, Path(tmp), args)
     text = markdown(report)
     print(text)
     if args.json:
