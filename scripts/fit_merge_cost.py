@@ -59,7 +59,8 @@ def regions_before_merging(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def recorded_merges(labels: np.ndarray, colours: np.ndarray, truths: list[np.ndarray], weights: dict[str, float]):
     """Terms (M, T), human agreement (M,) and weight (M,) of every merge down to one region under ``weights``."""
-    regions = merging.region_ids(labels).ravel()
+    _, merges = merging.merge_similar_regions(labels, colours, np.inf, weights=weights, record=True)
+    regions = merges.regions.ravel()
     n_regions = int(regions.max()) + 1
     size = np.bincount(regions, minlength=n_regions).astype(np.float64)
     counts = []  # per annotator: pixels of each region in each human segment
@@ -67,19 +68,15 @@ def recorded_merges(labels: np.ndarray, colours: np.ndarray, truths: list[np.nda
         truth = truth.ravel().astype(np.int64)
         n_segments = int(truth.max()) + 1
         counts.append(np.bincount(regions * n_segments + truth, minlength=n_regions * n_segments).reshape(n_regions, -1))
-    terms, agreement, weight = [], [], []
-
-    def record(source: int, target: int, pair_terms: np.ndarray) -> None:
+    agreement, weight = [], []
+    for source, target in zip(merges.sources.tolist(), merges.targets.tolist()):
         pairs = size[source] * size[target]
-        terms.append(pair_terms)
         agreement.append(np.mean([table[source] @ table[target] for table in counts]) / pairs)
         weight.append(pairs / labels.size**2)
         size[target] += size[source]
         for table in counts:
             table[target] += table[source]
-
-    merging.merge_similar_regions(labels, colours, np.inf, weights=weights, on_merge=record)
-    return np.array(terms).reshape(-1, len(merging.MERGE_TERMS)), np.array(agreement), np.array(weight)
+    return merges.terms, np.array(agreement), np.array(weight)
 
 
 def _merges_of_image(task):

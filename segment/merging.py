@@ -15,13 +15,12 @@ The weights are a logistic regression fitted on BSDS500 train by
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from segment.postprocess import BACKGROUND, _merge_edges
+from segment.regions import RegionGraph
 
 MERGE_TERMS = (
     "colour_distance",  # log distance of the mean colours (Delta E for Lab)
@@ -51,6 +50,12 @@ MERGE_WEIGHTS = {
 }
 COARSE_SIGMA = 4.0
 HISTOGRAM_BINS = 6  # per colour channel, over the image's range of that channel
+# Bounds on the work whatever the picture shows (a noisy or dithered scan has
+# hundreds of thousands of specks): above MAX_REGIONS regions the smallest
+# join their most similar neighbour first (photos have a few hundred), and a
+# region's pairs are scored again once it has grown by RESCORE_GROWTH.
+MAX_REGIONS = 4096
+RESCORE_GROWTH = 1.25
 _EPSILON = 1e-3  # keeps the log of a zero distance or edge finite
 _TEXTURE_FLOOR = 0.1  # the same for the texture of a flat region
 
@@ -61,18 +66,23 @@ def merge_similar_regions(
     max_cost: float,
     *,
     weights: dict[str, float] | None = None,
-    on_merge: Callable[[int, int, np.ndarray], None] | None = None,
-) -> np.ndarray:
+    record: bool = False,
+) -> np.ndarray | tuple[np.ndarray, MergeRecord]:
     """Merge adjacent regions that are likely parts of one object, most likely first.
 
-    Greedy agglomeration over the 4-connected regions: the adjacent pair
-    with the lowest merge cost is merged, the terms of the merged region's
-    pairs are updated, and merging stops when no adjacent pair costs less
+    Greedy agglomeration over the 4-connected regions of a
+    :class:`segment.regions.RegionGraph`: the adjacent pair with the lowest
+    merge cost is merged, and merging stops when no adjacent pair costs less
     than ``max_cost``. The cost is ``exp(-(w . terms + intercept))``, the
     odds against the pair being one object under the weights (see the module
     docstring for the terms). A merged region keeps the label of the larger
     of the two, so labels stay valid class ids. Background (0) is never
     merged nor merged into.
+
+    The work is bounded whatever the picture shows: beyond
+    :data:`MAX_REGIONS` regions the smallest first join their most similar
+    neighbour, and a region's pairs are scored again only when it has grown
+    by :data:`RESCORE_GROWTH` (the pairs a merge moves to it at once).
 
     Parameters
     ----------
@@ -85,50 +95,87 @@ def merge_similar_regions(
     weights : dict of str to float, optional
         A weight for each name in :data:`MERGE_TERMS` plus ``"intercept"``;
         defaults to :data:`MERGE_WEIGHTS`.
-    on_merge : callable, optional
-        Called as ``on_merge(source, target, terms)`` before each merge, with
-        the two regions' ids (4-connected regions numbered 0.. in raster
-        order of their first pixel, as :func:`region_ids` gives them) and the
-        pair's terms; ``scripts/fit_merge_cost.py`` learns the weights from it.
+    record : bool
+        Also return the merges with their terms (``scripts/fit_merge_cost.py``
+        learns the weights from them).
 
     Returns
     -------
     labels : (H, W) int32 ndarray
         A new array; the set of labels used can only shrink.
+    merges : MergeRecord
+        Only with ``record``.
     """
     labels = np.asarray(labels, dtype=np.int32)
     if max_cost <= 0:
-        return labels.copy()
+        return (labels.copy(), MergeRecord.empty(labels)) if record else labels.copy()
+    from segment._region_kernels import merge_by_cost
+
     weights = MERGE_WEIGHTS if weights is None else weights
-    coefficients = np.array([weights[name] for name in MERGE_TERMS])
-    regions = _Regions(labels, features)
-    min_log_odds = -math.log(max_cost)
+    coefficients = np.array([weights[name] for name in MERGE_TERMS], dtype=np.float64)
+    colours = _channels_last(features)
+    labels = _merge_beyond(labels, colours, MAX_REGIONS)
+    graph = merge_graph(labels, colours)
+    sources, targets, terms = merge_by_cost(
+        graph.kernel_graph, graph.movable, colours.shape[2], float(labels.size), coefficients, weights["intercept"],
+        _EPSILON, _TEXTURE_FLOOR, -math.log(max_cost), RESCORE_GROWTH, record,
+    )
+    merged = graph.labels()
+    return (merged, MergeRecord(graph.regions, sources, targets, terms)) if record else merged
 
-    def log_odds(us: np.ndarray, vs: np.ndarray, border: np.ndarray) -> np.ndarray:
-        return regions.terms(us, vs, border) @ coefficients + weights["intercept"]
 
-    version = [0] * regions.n_regions
-    us, vs, border = regions.adjacent_pairs()
-    heap = [(-s, u, v, 0, 0) for s, u, v in zip(log_odds(us, vs, border).tolist(), us.tolist(), vs.tolist()) if s > min_log_odds]
-    heapq.heapify(heap)
-    while heap:
-        _, u, v, version_u, version_v = heapq.heappop(heap)
-        if version[u] != version_u or version[v] != version_v or regions.parent[u] != u or regions.parent[v] != v:
-            continue
-        source, target = (u, v) if (regions.size[u], v) < (regions.size[v], u) else (v, u)
-        if on_merge is not None:
-            on_merge(source, target, regions.terms(np.array([u]), np.array([v]), regions.border_sums(u, [v]))[0])
-        regions.merge(source, target)
-        version[target] += 1
-        others = [w for w in regions.borders[target] if regions.movable[w]]
-        if not others:
-            continue
-        scores = log_odds(np.full(len(others), target), np.array(others), regions.border_sums(target, others))
-        for s, other in zip(scores.tolist(), others):
-            if s > min_log_odds:
-                low, high = min(target, other), max(target, other)
-                heapq.heappush(heap, (-s, low, high, version[low], version[high]))
-    return regions.merged_labels()
+@dataclass(frozen=True)
+class MergeRecord:
+    """The merges :func:`merge_similar_regions` made, in order.
+
+    Attributes
+    ----------
+    regions : (H, W) int32 ndarray
+        Region ids 0..R-1 of the regions the merging started from.
+    sources, targets : (M,) int64 ndarrays
+        Region ``sources[i]`` joined ``targets[i]`` (ids of the regions that
+        remained roots until then).
+    terms : (M, len(MERGE_TERMS)) float64 ndarray
+        The pair's terms when it merged.
+    """
+
+    regions: np.ndarray
+    sources: np.ndarray
+    targets: np.ndarray
+    terms: np.ndarray
+
+    @classmethod
+    def empty(cls, labels: np.ndarray) -> "MergeRecord":
+        none = np.zeros(0, dtype=np.int64)
+        return cls(region_ids(labels), none, none, np.zeros((0, len(MERGE_TERMS))))
+
+
+def _merge_beyond(labels: np.ndarray, colours: np.ndarray, max_regions: int) -> np.ndarray:
+    """``labels`` with the smallest regions merged into their most similar neighbour while over ``max_regions``."""
+    graph = RegionGraph(labels)
+    if int(graph.movable.sum()) <= max_regions:
+        return labels
+    graph.add_values(graph.region_sums(colours))
+    graph.merge_small(0, max_regions=max_regions, colour_columns=np.arange(1, graph.values.shape[1]))
+    return graph.labels()
+
+
+def merge_graph(labels: np.ndarray, colours: np.ndarray) -> RegionGraph:
+    """The region graph of ``labels`` with what the merge terms need.
+
+    Edge values: border length, summed edge strength and coarse edge
+    strength; region values: pixel count, colour sums (C), texture sum and
+    the colour histogram (:data:`HISTOGRAM_BINS` ** C), the layout that
+    :func:`segment._region_kernels.pair_terms` reads.
+    """
+    from segment._region_kernels import region_histograms
+
+    fine = edge_strength(colours)
+    graph = RegionGraph(labels, np.stack([fine, coarse_edge_strength(colours)], axis=2))
+    texture = np.bincount(graph.regions.ravel(), fine.ravel(), graph.n_regions)
+    histograms = region_histograms(graph.regions, graph.n_regions, colours, HISTOGRAM_BINS)
+    graph.add_values(np.hstack([graph.region_sums(colours), texture[:, None], histograms]))
+    return graph
 
 
 def region_ids(labels: np.ndarray) -> np.ndarray:
@@ -170,78 +217,3 @@ def coarse_edge_strength(features: np.ndarray, sigma: float = COARSE_SIGMA) -> n
 def _channels_last(features: np.ndarray) -> np.ndarray:
     values = np.asarray(features, dtype=np.float32)
     return values.reshape(*values.shape[:2], -1)
-
-
-class _Regions:
-    """The 4-connected regions of a label map with what the merge terms need, kept up to date under merging."""
-
-    def __init__(self, labels: np.ndarray, features: np.ndarray) -> None:
-        from segment._region_kernels import boundary_strengths, region_histograms, region_sums
-
-        colours = _channels_last(features)
-        self.regions = region_ids(labels)
-        n = self.n_regions = int(self.regions.max()) + 1
-        flat = self.regions.ravel()
-        self.value_of = np.zeros(n, dtype=np.int32)
-        self.value_of[flat] = labels.ravel()
-        self.movable = (self.value_of != BACKGROUND).tolist()
-        self.parent = list(range(n))
-        self.n_pixels = float(labels.size)
-        fine = edge_strength(colours)
-        self.size = np.bincount(flat, minlength=n).astype(np.float64)
-        self.colour_sums = region_sums(self.regions, n, colours)
-        self.histograms = region_histograms(self.regions, n, colours, HISTOGRAM_BINS)
-        self.texture_sums = np.bincount(flat, fine.ravel(), n)
-        strengths = np.stack([fine, coarse_edge_strength(colours)], axis=2)
-        low, high, values = boundary_strengths(self.regions, np.ascontiguousarray(strengths))
-        keys, inverse = np.unique(low * n + high, return_inverse=True)
-        inverse = inverse.ravel()
-        sums = np.stack(
-            [np.bincount(inverse, minlength=len(keys))] + [np.bincount(inverse, values[:, s], len(keys)) for s in range(2)],
-            axis=1,
-        )
-        # borders[u][v] = (border length, summed edge strength, summed coarse edge strength)
-        self.borders: dict[int, dict[int, np.ndarray]] = {}
-        for key, row in zip(keys.tolist(), sums):
-            u, v = divmod(key, n)
-            self.borders.setdefault(u, {})[v] = row
-            self.borders.setdefault(v, {})[u] = row.copy()
-
-    def border_sums(self, u: int, others: list[int]) -> np.ndarray:
-        """(len(others), 3) border length and summed edge strengths between root ``u`` and each of ``others``."""
-        edges = self.borders[u]
-        return np.array([edges[v] for v in others], dtype=np.float64)
-
-    def adjacent_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All adjacent pairs ``u < v`` of movable regions, with their border sums (P, 3)."""
-        pairs = [(u, v) for u, edges in self.borders.items() for v in edges if u < v and self.movable[u] and self.movable[v]]
-        us = np.array([u for u, _ in pairs], dtype=np.int64)
-        vs = np.array([v for _, v in pairs], dtype=np.int64)
-        border = np.array([self.borders[u][v] for u, v in pairs], dtype=np.float64).reshape(-1, 3)
-        return us, vs, border
-
-    def terms(self, us: np.ndarray, vs: np.ndarray, border: np.ndarray) -> np.ndarray:
-        """The merge terms (P, len(MERGE_TERMS)) of root pairs ``(us[i], vs[i])`` with their border sums."""
-        from segment._region_kernels import merge_terms
-
-        return merge_terms(
-            us, vs, border, self.size, self.colour_sums, self.histograms, self.texture_sums,
-            self.n_pixels, _EPSILON, _TEXTURE_FLOOR,
-        )
-
-    def merge(self, source: int, target: int) -> None:
-        """Merge root ``source`` into root ``target``: sums add, borders move to ``target``."""
-        self.parent[source] = target
-        for array in (self.size, self.colour_sums, self.histograms, self.texture_sums):
-            array[target] += array[source]
-        _merge_edges(self.borders, source, target)
-
-    def merged_labels(self) -> np.ndarray:
-        """The label map after the merges: every region takes its root's label."""
-        roots = np.arange(self.n_regions)
-        for region in range(self.n_regions):
-            root = region
-            while self.parent[root] != root:
-                root = self.parent[root]
-            roots[region] = root
-        return self.value_of[roots][self.regions]

@@ -6,11 +6,9 @@ part (transparent), and these functions never create or remove zeros.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-BACKGROUND = 0
+from segment.regions import BACKGROUND, RegionGraph
 
 
 def morphology(labels: np.ndarray, opening_radius: int = 0, closing_radius: int = 0) -> np.ndarray:
@@ -91,41 +89,16 @@ def merge_small_regions(
     labels = np.asarray(labels, dtype=np.int32)
     if min_size <= 1 and hole_size <= 1:
         return labels.copy()
-    graph = _RegionGraph(labels)
-    regions, value_of, sizes = graph.regions, graph.value_of, graph.size.copy()
-    movable = value_of != BACKGROUND
-    sums = None if features is None else _region_sums(regions, graph.n_regions, features)
-
-    def merge(source: int, target: int) -> None:
-        if sums is not None:
-            sums[target] += sums[source]
-        graph.merge(source, target)
-
+    graph = RegionGraph(labels)
+    columns = None
+    if features is not None:
+        graph.add_values(graph.region_sums(features))
+        columns = np.arange(1, graph.values.shape[1])
     if hole_size > 1:
-        border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
-        inner = np.ones(graph.n_regions, dtype=bool)
-        inner[border] = False
-        for region in np.flatnonzero(movable & inner & (sizes < hole_size)):
-            neighbours = list(graph.neighbours(region))
-            if len(neighbours) == 1 and movable[neighbours[0]]:
-                merge(region, neighbours[0])
+        graph.fill_holes(hole_size)
     if min_size > 1:
-        candidates = np.flatnonzero(movable & (sizes < min_size))
-        for region in candidates[np.argsort(sizes[candidates], kind="stable")]:
-            root = graph.find(region)
-            if graph.size[root] >= min_size:
-                continue
-            neighbours = {n: c for n, c in graph.neighbours(root).items() if movable[n]}
-            if not neighbours:
-                continue
-            if sums is not None:
-                mean = sums[root] / graph.size[root]
-                distance = {n: float(np.sum((sums[n] / graph.size[n] - mean) ** 2)) for n in neighbours}
-                target = min(neighbours, key=lambda n: (distance[n], -neighbours[n], value_of[n], n))
-            else:
-                target = min(neighbours, key=lambda n: (-neighbours[n], value_of[n], n))
-            merge(root, target)
-    return graph.merged_labels()
+        graph.merge_small(min_size, colour_columns=columns)
+    return graph.labels()
 
 
 def relabel_regions(labels: np.ndarray) -> np.ndarray:
@@ -133,72 +106,6 @@ def relabel_regions(labels: np.ndarray) -> np.ndarray:
     from segment._region_kernels import connected_regions
 
     return connected_regions(np.ascontiguousarray(labels), BACKGROUND)
-
-
-def _region_sums(regions: np.ndarray, n_regions: int, features: np.ndarray) -> np.ndarray:
-    """Per-region sums of the feature channels, (n_regions, C) float64."""
-    from segment._region_kernels import region_sums
-
-    values = np.asarray(features)
-    values = values.reshape(*regions.shape, -1)
-    if values.dtype not in (np.float32, np.float64):
-        values = values.astype(np.float64)
-    return region_sums(regions, n_regions, np.ascontiguousarray(values))
-
-
-class _RegionGraph:
-    """The 4-connected regions of a label map, with union-find merging and shared-border lengths between roots."""
-
-    def __init__(self, labels: np.ndarray) -> None:
-        from segment._region_kernels import boundary_pairs, connected_regions
-
-        self.regions = connected_regions(np.ascontiguousarray(labels), -1) - 1
-        n_regions = self.n_regions = int(self.regions.max()) + 1
-        self.value_of = np.zeros(n_regions, dtype=np.int32)
-        self.value_of[self.regions.ravel()] = labels.ravel()
-        self.parent = np.arange(n_regions)
-        self.size = np.bincount(self.regions.ravel(), minlength=n_regions).astype(np.int64)
-        low, high = boundary_pairs(self.regions)
-        keys, counts = np.unique(low * n_regions + high, return_counts=True)
-        self.adjacency: dict[int, dict[int, int]] = {}
-        for key, count in zip(keys.tolist(), counts.tolist()):
-            u, v = divmod(key, n_regions)
-            self.adjacency.setdefault(u, {})[v] = count
-            self.adjacency.setdefault(v, {})[u] = count
-
-    def merged_labels(self) -> np.ndarray:
-        """The label map after the merges: every region takes its root's label."""
-        roots = np.array([self.find(r) for r in range(self.n_regions)])
-        return self.value_of[roots][self.regions]
-
-    def find(self, region: int) -> int:
-        root = region
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[region] != root:
-            self.parent[region], region = root, self.parent[region]
-        return int(root)
-
-    def neighbours(self, root: int) -> dict[int, int]:
-        return self.adjacency.get(root, {})
-
-    def merge(self, source: int, target: int) -> None:
-        """Merge root ``source`` into root ``target``."""
-        self.parent[source] = target
-        self.size[target] += self.size[source]
-        _merge_edges(self.adjacency, source, target)
-
-
-def _merge_edges(edges: dict[int, dict[int, Any]], source: int, target: int) -> None:
-    """Move the edge values of node ``source`` to ``target`` in a symmetric dict of dicts, adding where both have one."""
-    target_edges = edges.setdefault(target, {})
-    for other, value in edges.pop(source, {}).items():
-        other_edges = edges[other]
-        del other_edges[source]
-        if other != target:
-            target_edges[other] = target_edges.get(other, 0) + value
-            other_edges[target] = other_edges.get(target, 0) + value
-    target_edges.pop(source, None)
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -5,7 +5,9 @@ import pytest
 
 from segment import io
 from segment.features import pixel_features
-from segment.merging import MERGE_TERMS, _Regions, coarse_edge_strength, edge_strength, merge_similar_regions
+from segment import merging
+from segment._region_kernels import pair_terms
+from segment.merging import MERGE_TERMS, MERGE_WEIGHTS, coarse_edge_strength, edge_strength, merge_similar_regions
 
 
 def halves(height: int = 80, width: int = 120) -> np.ndarray:
@@ -31,9 +33,11 @@ def test_edge_strength_of_a_sharp_step_is_its_height():
 def test_merge_terms_of_two_flat_halves_by_hand():
     labels = halves()
     colours = lab_like(np.where(labels == 1, 40.0, 80.0))
-    regions = _Regions(labels, colours)
-    us, vs, border = regions.adjacent_pairs()
-    terms = dict(zip(MERGE_TERMS, regions.terms(us, vs, border)[0]))
+    graph = merging.merge_graph(labels, colours)
+    assert graph.ends.tolist() == [[0, 1]]
+    out = np.empty(len(MERGE_TERMS))
+    pair_terms(graph.values, graph.edge_values[0], 0, 1, 3, float(labels.size), 1e-3, 0.1, out)
+    terms = dict(zip(MERGE_TERMS, out))
     assert terms["colour_distance"] == pytest.approx(math.log(40 + 1e-3))
     assert terms["edge"] == pytest.approx(math.log(40 + 1e-3), rel=1e-6)  # both border pixels see the full step
     assert terms["coarse_edge"] < terms["edge"]
@@ -69,16 +73,16 @@ def test_merged_regions_keep_the_larger_ones_label_and_background_stays():
     assert not np.shares_memory(merged, labels) and labels[5, 135] == 3  # the input is untouched
 
 
-def test_weights_decide_and_on_merge_sees_every_merge():
+def test_weights_decide_and_the_record_holds_every_merge():
     labels = np.arange(1, 7, dtype=np.int32).repeat(10)[None, :].repeat(12, axis=0)  # six stripes
     colours = lab_like(labels * 10.0)
     never = {**{name: 0.0 for name in MERGE_TERMS}, "intercept": -1.0}
     always = {**never, "intercept": 1.0}
     assert np.array_equal(merge_similar_regions(labels, colours, 1.0, weights=never), labels)
-    seen = []
-    merged = merge_similar_regions(labels, colours, 1.0, weights=always, on_merge=lambda s, t, terms: seen.append((s, t, terms)))
-    assert len(np.unique(merged)) == 1 and len(seen) == 5
-    assert all(terms.shape == (len(MERGE_TERMS),) for _, _, terms in seen)
+    merged, record = merge_similar_regions(labels, colours, 1.0, weights=always, record=True)
+    assert len(np.unique(merged)) == 1 and len(record.sources) == 5
+    assert record.terms.shape == (5, len(MERGE_TERMS)) and np.array_equal(record.regions, labels - 1)
+    assert sorted(set(record.sources) | {record.targets[-1]}) == list(range(6))
 
 
 def test_higher_cost_threshold_never_gives_more_regions(samples):
@@ -94,3 +98,86 @@ def test_an_image_of_one_region_or_all_background_is_left_as_is(value):
     labels = np.full((9, 7), value, np.int32)
     colours = lab_like(np.random.default_rng(1).normal(50, 5, labels.shape))
     assert np.array_equal(merge_similar_regions(labels, colours, np.inf), labels)
+
+
+def greedy_reference(labels: np.ndarray, colours: np.ndarray, max_cost: float) -> np.ndarray:
+    """Readable greedy merging: every adjacent pair scored afresh before each merge, the best merged."""
+    graph = merging.merge_graph(labels, colours)
+    coefficients = np.array([MERGE_WEIGHTS[name] for name in MERGE_TERMS])
+    parent = list(range(graph.n_regions))
+    values = graph.values.copy()
+    borders = {}
+    for (u, v), row in zip(graph.ends.tolist(), graph.edge_values):
+        borders[(u, v)] = row.copy()
+
+    def root(r):
+        while parent[r] != r:
+            r = parent[r]
+        return r
+
+    terms = np.empty(len(MERGE_TERMS))
+    while True:
+        best = None
+        for (u, v), row in borders.items():
+            pair_terms(values, row, u, v, colours.shape[2], float(labels.size), 1e-3, 0.1, terms)
+            score = coefficients @ terms + MERGE_WEIGHTS["intercept"]
+            if score > -math.log(max_cost) and (best is None or score > best[0]):
+                best = (score, u, v)
+        if best is None:
+            return graph.value_of[[root(r) for r in range(graph.n_regions)]][graph.regions]
+        _, u, v = best
+        source, target = (u, v) if (values[u, 0], v) < (values[v, 0], u) else (v, u)
+        parent[source] = target
+        values[target] += values[source]
+        moved = {}
+        for (a, b), row in list(borders.items()):
+            if source in (a, b):
+                del borders[(a, b)]
+                other = b if a == source else a
+                if other != target:
+                    key = (min(other, target), max(other, target))
+                    moved[key] = moved.get(key, 0) + row
+        for key, row in moved.items():
+            borders[key] = borders.get(key, 0) + row
+
+
+def mosaic(seed: int, shape=(48, 60), n_seeds=40) -> tuple[np.ndarray, np.ndarray]:
+    """A Voronoi mosaic of random regions, each with its own noisy colour."""
+    rng = np.random.default_rng(seed)
+    centres = rng.random((n_seeds, 2)) * shape
+    ys, xs = np.indices(shape)
+    nearest = np.argmin((ys[..., None] - centres[:, 0]) ** 2 + (xs[..., None] - centres[:, 1]) ** 2, axis=2)
+    labels = (nearest % 7 + 1).astype(np.int32)
+    tones = rng.normal(50, 12, (n_seeds, 3))
+    colours = (tones[nearest] + rng.normal(0, 3, (*shape, 3))).astype(np.float32)
+    return labels, colours
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merging_with_every_pair_rescored_equals_the_readable_greedy(monkeypatch, seed):
+    labels, colours = mosaic(seed)
+    monkeypatch.setattr(merging, "RESCORE_GROWTH", 1.0)
+    expected = greedy_reference(labels, colours, 2.0)
+    assert len(np.unique(merging.region_ids(expected))) < len(np.unique(merging.region_ids(labels)))
+    assert np.array_equal(merge_similar_regions(labels, colours, 2.0), expected)
+
+
+def test_bounded_rescoring_stays_close_to_the_exact_greedy():
+    from segment.metrics import rand_index
+
+    for seed in range(3):
+        labels, colours = mosaic(seed, n_seeds=80)
+        exact = greedy_reference(labels, colours, 2.0)
+        assert rand_index(merge_similar_regions(labels, colours, 2.0), exact) > 0.97
+
+
+def test_a_checkerboard_of_single_pixels_merges_in_bounded_time():
+    import time
+
+    ys, xs = np.indices((300, 300))
+    labels = ((ys + xs) % 2 + 1).astype(np.int32)  # 90,000 one-pixel regions
+    colours = lab_like(np.where(labels == 1, 20.0, 80.0))
+    start = time.perf_counter()
+    merged = merge_similar_regions(labels, colours, 1.0)
+    assert time.perf_counter() - start < 30  # quadratic work took minutes; this takes well under a second
+    assert len(np.unique(merging.region_ids(merged))) <= merging.MAX_REGIONS
