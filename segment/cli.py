@@ -219,7 +219,7 @@ def image_command(
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
-    from segment.batch import file_pages, segment_file
+    from segment.segment_file import file_pages, segment_file
 
     shared = _load_model(model)
     failures: list[ExitCode] = []
@@ -406,8 +406,9 @@ def fit_command(
     Exit codes: 0 fitted on every input; 1 some inputs could not be read (the
     model is fitted on the others) or none could; 2 usage error.
     """
-    from segment.batch import BatchError, fit_shared_model
+    from segment.batch import BatchError
     from segment.config import SettingsError
+    from segment.fit_collection import fit_shared_model
     from segment.progress import make_progress
 
     try:

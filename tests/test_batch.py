@@ -1,5 +1,5 @@
-"""Tests for segment.batch (discovery, resume, executors, summaries), segment.tiles,
-segment.progress and segment.report, and the `segment batch` command."""
+"""Tests for segment.batch (discovery, resume, executors, summaries, contact sheet),
+segment.segment_file, segment.tiles and segment.progress, and the `segment batch` command."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from typer.testing import CliRunner
 
 from segment import batch, tiles
 from segment.batch import discover, run_batch
+from segment.batch import task as batch_task
 from segment.cli import app
 from segment.config import SegmentConfig
+from segment.segment_file import segment_file
 from conftest import PLAIN
 from segment.progress import NullProgress, RichProgress, make_progress
 
@@ -144,7 +146,7 @@ def test_batch_outputs_summaries_failures_and_resume(tree, tmp_path):
     assert next(r for r in again.records if r.input == "a.png").components == 3
 
     # an input newer than its outputs is redone, and so is everything when the settings change
-    earlier = time.time() - 60
+    earlier = (tree / "a.png").stat().st_mtime - 60  # not now - 60: the first runs may take longer than that
     for path in out.glob("a[._]*"):
         os.utime(path, (earlier, earlier))
     touched = run_batch(tree, out, FAST, recursive=True, workers=1)
@@ -182,14 +184,14 @@ def test_a_task_never_raises(tree, tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(batch, "segment_file", explode)
+    monkeypatch.setattr(batch_task, "segment_file", explode)
     result = run_batch(tree, tmp_path / "out", FAST, workers=1, patterns=["a.png"])
     assert result.records[0].status == "failed" and result.records[0].error == "RuntimeError: boom"
 
 
 def test_interrupted_batch_writes_its_summary_and_the_rerun_finishes(tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real = batch.segment_file
+    real = segment_file
     calls = []
 
     def interrupt_third(*args, **kwargs):
@@ -198,13 +200,13 @@ def test_interrupted_batch_writes_its_summary_and_the_rerun_finishes(tree, tmp_p
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "segment_file", interrupt_third)
+    monkeypatch.setattr(batch_task, "segment_file", interrupt_third)
     first = run_batch(tree, out, FAST, recursive=True, workers=1, patterns=["*.png", "*.jpg"])
     assert first.interrupted
     assert [r.status for r in first.records] == ["done", "failed", "interrupted", "interrupted"]
     assert json.loads((out / "summary.json").read_text())["interrupted"] is True
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file left behind
-    monkeypatch.setattr(batch, "segment_file", real)
+    monkeypatch.setattr(batch_task, "segment_file", real)
     second = run_batch(tree, out, FAST, recursive=True, workers=1, patterns=["*.png", "*.jpg"])
     assert (second.counts["skipped"], second.counts["done"], second.counts["failed"]) == (1, 2, 1)
 
@@ -255,8 +257,8 @@ def test_tiled_labelling_equals_the_in_memory_pipeline(tmp_path):
     image = _scene(150, 170, 7)  # 25 500 pixels > fit_sample, so the grid sample is used
     path = _write_rgb(tmp_path / "in" / "scene.png", image)
     cfg = FAST.replace(fit_sample=4000, save=("labels", "color", "overlay", "confidence", "json"))
-    memory = batch.segment_file(path, tmp_path / "memory", cfg)
-    banded = batch.segment_file(path, tmp_path / "banded", cfg.replace(max_memory="16M"))
+    memory = segment_file(path, tmp_path / "memory", cfg)
+    banded = segment_file(path, tmp_path / "banded", cfg.replace(max_memory="16M"))
     assert not memory.tiled and banded.tiled
     assert banded.summary["tiling"]["bands"] > 2
     for name in ("scene_labels.png", "scene_color.png", "scene_overlay.png"):
@@ -267,7 +269,7 @@ def test_tiled_labelling_equals_the_in_memory_pipeline(tmp_path):
         np.load(tmp_path / "memory" / "scene_confidence.npy"), np.load(tmp_path / "banded" / "scene_confidence.npy")
     )
     assert memory.summary["components"] == banded.summary["components"]
-    skipped = batch.segment_file(path, tmp_path / "post", cfg.replace(max_memory="16M", min_size=20, relabel=True))
+    skipped = segment_file(path, tmp_path / "post", cfg.replace(max_memory="16M", min_size=20, relabel=True))
     assert skipped.summary["tiling"]["skipped"] == ["merge_small_regions", "relabel"]
 
 
@@ -344,7 +346,7 @@ def test_rich_progress_draws_a_bar(monkeypatch):
 
 
 def test_contact_sheet_escapes_names(tmp_path):
-    from segment.report import write_contact_sheet
+    from segment.batch.contact_sheet import write_contact_sheet
 
     rows = [
         {"input": "<b>&.png", "status": "failed", "error": "cannot <decode>", "seconds": 0.1},

@@ -107,12 +107,13 @@ def _refuse(address, timeout=None):
 
 
 def test_a_dask_worker_budgets_half_its_memory_limit(folder, tmp_path, cluster):
-    from segment.batch import ImageTask, _task_budget, discover
+    from segment.batch import ImageTask, discover
+    from segment.batch.task import task_budget
 
     item = discover(folder, tmp_path / "out")[0]
     task = ImageTask(item, tmp_path / "out", CONFIG, None, "digest", None)
     with distributed.Client(cluster.scheduler_address) as client:
-        budget = client.submit(_task_budget, task, pure=False).result()
+        budget = client.submit(task_budget, task, pure=False).result()
         limit = next(iter(client.scheduler_info()["workers"].values()))["memory_limit"]
     assert budget == max(2**28, limit // 2)
-    assert _task_budget(ImageTask(item, tmp_path / "out", CONFIG, None, "digest", 12345)) == 12345
+    assert task_budget(ImageTask(item, tmp_path / "out", CONFIG, None, "digest", 12345)) == 12345

@@ -11,9 +11,10 @@ import tifffile
 from typer.testing import CliRunner
 
 from segment import segment_image
-from segment.batch import BatchError, fit_shared_model, run_batch
+from segment.batch import BatchError, run_batch
 from segment.cli import app
 from segment.config import SegmentConfig
+from segment.fit_collection import fit_shared_model
 from conftest import PLAIN
 from segment.gmm import GaussianMixture
 
