@@ -36,7 +36,11 @@ _COMPRESSION_NAMES = {
     "JBIG": "JBIG", "JBIG_BW": "JBIG", "JBIG_COLOR": "JBIG", "JBIG2": "JBIG2", "PIXARLOG": "PixarLog",
     "SGILOG": "SGILog", "SGILOG24": "SGILog24", "LERC": "LERC", "PNG": "PNG",
 }
-_PHOTOMETRIC_NAMES = {"RGB": ("red", "green", "blue"), "SEPARATED": ("cyan", "magenta", "yellow", "black")}
+_PHOTOMETRIC_NAMES = {
+    "RGB": ("red", "green", "blue"),
+    "YCBCR": ("red", "green", "blue"),  # decoded to RGB
+    "SEPARATED": ("cyan", "magenta", "yellow", "black"),
+}
 # TIFF ResolutionUnit → (pixel unit, unit length per resolution unit)
 _RESOLUTION_UNITS = {2: ("millimeter", 25.4), 3: ("millimeter", 10.0), 4: ("millimeter", 1.0), 5: ("micrometer", 1.0)}
 _ORIENTATION_TAG = 274
