@@ -144,6 +144,8 @@ def write_tiff(
     shape = image.shape[1:3] if bands_first else image.shape[:2]
     rgb = not bands_first and image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype in (np.uint8, np.uint16)
     options = {"photometric": "rgb" if rgb else "minisblack", "compression": "zlib", "metadata": None}
+    if image.dtype.kind == "f":  # float noise barely compresses: spend little time trying
+        options["compressionargs"] = {"level": 1}
     if image.ndim == 3:
         options["planarconfig"] = "separate" if bands_first else "contig"
     if rgb and image.shape[2] == 4:
