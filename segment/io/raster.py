@@ -20,6 +20,7 @@ from segment.io.errors import ImageReadError
 from segment.io.info import ImageInfo
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GIF_SIGNATURE = b"GIF8"
 _EXIF_ORIENTATION = 0x0112
 _FORMAT_NAMES = {"WEBP": "WebP", "PPM": "PNM", "JPEG2000": "JPEG 2000", "MPO": "JPEG"}
 _MULTI_FRAME_FORMATS = ("GIF",)

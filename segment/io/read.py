@@ -20,7 +20,7 @@ from segment.io.arrays import as_image
 from segment.io.errors import ImageReadError
 from segment.io.info import ImageInfo
 from segment.io.pdf import PDF_SIGNATURE, count_pdf_pages, read_pdf
-from segment.io.raster import count_raster_frames, read_raster
+from segment.io.raster import GIF_SIGNATURE, count_raster_frames, read_raster
 from segment.io.tiff import count_tiff_images, is_tiff, read_tiff
 
 IMAGE_SUFFIXES = (
@@ -150,6 +150,8 @@ def count_pages(path: str | os.PathLike) -> int:
         return count_tiff_images(path)
     if kind == "pdf":
         return count_pdf_pages(path)
+    if not _read_bytes(path, 6).startswith(GIF_SIGNATURE):
+        return 1  # without reading a large photo just to learn it has one page
     return count_raster_frames(_read_bytes(path))
 
 
