@@ -95,8 +95,9 @@ def test_as_image_normalises_layouts_without_touching_input():
     out = as_image(source)
     assert out.shape == (5, 6) and out.dtype == np.float32
     assert as_image(np.ones((2, 2), bool)).max() == 255
+    assert as_image(np.zeros((2, 2, 5), np.uint16)).shape == (2, 2, 5)  # multispectral bands kept
     with pytest.raises(ValueError, match="shape"):
-        as_image(np.zeros((2, 2, 5)))
+        as_image(np.zeros((2, 2, 3, 2)))
     with pytest.raises(ValueError, match="no pixels"):
         as_image(np.zeros((0, 3)))
 

@@ -1,0 +1,241 @@
+"""Decode any image, scan or PDF page into an array and its :class:`ImageInfo`.
+
+The format is recognised from the file's first bytes, not its name: TIFF
+(:mod:`segment.io.tiff`), PDF (:mod:`segment.io.pdf`), everything else through
+OpenCV and Pillow (:mod:`segment.io.raster`). Images come back in RGB(A)
+channel order (other bands as stored), upright, as uint8, uint16 or float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from segment.io.arrays import as_image
+from segment.io.errors import ImageReadError
+from segment.io.info import ImageInfo
+from segment.io.pdf import PDF_SIGNATURE, count_pdf_pages, read_pdf
+from segment.io.raster import GIF_SIGNATURE, count_raster_frames, read_raster
+from segment.io.tiff import count_tiff_images, is_tiff, read_tiff
+
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".btf", ".svs", ".bmp", ".webp", ".gif",
+    ".jp2", ".j2k", ".jpf", ".jpx", ".pgm", ".ppm", ".pbm", ".pnm", ".pdf",
+)
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs")
+DEFAULT_DPI = 300.0
+# Declared NaN nodata is replaced by this value so that arrays stay finite.
+FLOAT_NODATA = float(np.finfo(np.float32).min)
+
+
+def read_image(
+    path: str | os.PathLike,
+    page: int = 0,
+    *,
+    level: int | None = None,
+    dpi: float = DEFAULT_DPI,
+    max_pixels: int | None = None,
+) -> tuple[np.ndarray, ImageInfo]:
+    """Read one page of an image file with its metadata.
+
+    Parameters
+    ----------
+    path : path-like
+        TIFF (any compression tifffile decodes, BigTIFF, tiled, planar,
+        pyramidal, OME-TIFF, SVS), PNG, JPEG, WebP, BMP, PNM, GIF, JPEG 2000, PDF.
+    page : int
+        Page index (0 is the first): a TIFF image, a GIF frame, a PDF page.
+    level : int, optional
+        Pyramid level of a pyramidal TIFF; None or 0 is full resolution.
+    dpi : float
+        Resolution at which a PDF page is rendered.
+    max_pixels : int, optional
+        Refuse a page with more pixels than this, checked before decoding
+        (for a PDF, at ``dpi``).
+
+    Returns
+    -------
+    image : (H, W) or (H, W, C) ndarray
+        uint8, uint16 or float32 (see :func:`as_image`); RGB(A) order,
+        EXIF orientation applied, any number of bands.
+    info : ImageInfo
+        Format, page, orientation, resolution, georeferencing, nodata, bands.
+
+    Raises
+    ------
+    ImageReadError
+        Missing, empty or undecodable file, unsupported compression, page
+        or level out of range, non-finite pixels, too many pixels.
+
+    Examples
+    --------
+    >>> image, info = read_image("sample_images/coins.png")  # doctest: +SKIP
+    >>> info.format, image.shape                              # doctest: +SKIP
+    ('PNG', (303, 384))
+    """
+    path = Path(path)
+    kind = _file_kind(path)
+    if kind != "tiff" and level not in (None, 0):
+        raise ImageReadError(path, f"has no pyramid; level {level} does not exist")
+    if kind == "tiff":
+        raw, info = read_tiff(path, page, level, max_pixels)
+    elif kind == "pdf":
+        raw, info = read_pdf(path, page, dpi, max_pixels)
+    else:
+        raw, info = read_raster(path, _read_bytes(path), page, max_pixels)
+    raw, info = _finite_nodata(raw, info)
+    try:
+        image = as_image(raw)
+    except ValueError as exc:
+        where = f"page {page + 1}: " if info.n_pages > 1 else ""
+        raise ImageReadError(path, f"{where}{exc}") from None
+    return image, dataclasses.replace(info, shape=image.shape)
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read the first page of an image file into an array.
+
+    See :func:`read_image`, which also returns the metadata.
+
+    Returns
+    -------
+    image : (H, W) or (H, W, C) ndarray
+    """
+    return read_image(path, max_pixels=max_pixels)[0]
+
+
+def load_page(
+    path: str | os.PathLike,
+    page: int = 0,
+    *,
+    max_pixels: int | None = None,
+    level: int | None = None,
+    dpi: float = DEFAULT_DPI,
+) -> np.ndarray:
+    """Read one page of a file (TIFF image, GIF frame, PDF page) into an array.
+
+    See :func:`read_image`; pages are counted as in :func:`count_pages`.
+    """
+    return read_image(path, page, level=level, dpi=dpi, max_pixels=max_pixels)[0]
+
+
+def load_pages(
+    path: str | os.PathLike, *, max_pixels: int | None = None, level: int | None = None, dpi: float = DEFAULT_DPI
+) -> Iterator[np.ndarray]:
+    """Yield every page of an image file in order; each is decoded only when reached."""
+    for page in range(count_pages(path)):
+        yield load_page(path, page, max_pixels=max_pixels, level=level, dpi=dpi)
+
+
+def count_pages(path: str | os.PathLike) -> int:
+    """Number of pages in a file: TIFF images, GIF frames, PDF pages; 1 otherwise.
+
+    Only headers and directories are read, not pixels. Reduced-resolution
+    TIFF pages (pyramid levels, thumbnails) and slide labels are not pages,
+    and neither are the channel planes of an OME-TIFF.
+
+    Raises
+    ------
+    ImageReadError
+        A file that is missing, empty or whose structure cannot be read.
+    """
+    path = Path(path)
+    kind = _file_kind(path)
+    if kind == "tiff":
+        return count_tiff_images(path)
+    if kind == "pdf":
+        return count_pdf_pages(path)
+    if not _read_bytes(path, 6).startswith(GIF_SIGNATURE):
+        return 1  # without reading a large photo just to learn it has one page
+    return count_raster_frames(_read_bytes(path))
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """Read a mask image: True where any channel is non-zero (zero = excluded).
+
+    Parameters
+    ----------
+    path : path-like
+        Any image format :func:`read_image` reads (first page).
+    shape : tuple of int
+        Shape of the image the mask belongs to; its first two entries must
+        match the mask's height and width.
+
+    Returns
+    -------
+    mask : (H, W) bool ndarray
+
+    Raises
+    ------
+    ImageReadError
+        Unreadable file, or a mask whose size differs from the image's.
+    """
+    pixels, _ = read_image(path)
+    height, width = shape[:2]
+    if pixels.shape[:2] != (height, width):
+        raise ImageReadError(
+            path, f"mask is {pixels.shape[1]}x{pixels.shape[0]} pixels but the image is {width}x{height}"
+        )
+    return pixels != 0 if pixels.ndim == 2 else (pixels != 0).any(axis=2)
+
+
+def valid_pixels(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Pixels that are not nodata: True where some band differs from ``nodata``.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) ndarray
+    nodata : float or None
+        The declared nodata value (``ImageInfo.nodata``).
+
+    Returns
+    -------
+    (H, W) bool ndarray, or None when no nodata is declared.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> valid_pixels(np.array([[0, 5], [0, 0]], np.uint8), 0).tolist()
+    [[False, True], [False, False]]
+    """
+    if nodata is None:
+        return None
+    differs = image != image.dtype.type(nodata) if image.dtype.kind == "f" else image != nodata
+    return differs if differs.ndim == 2 else differs.any(axis=2)
+
+
+def _file_kind(path: Path) -> str:
+    """"tiff", "pdf" or "raster", from the first bytes of the file."""
+    header = _read_bytes(path, 8)
+    if is_tiff(header):
+        return "tiff"
+    if header.startswith(PDF_SIGNATURE):
+        return "pdf"
+    return "raster"
+
+
+def _read_bytes(path: Path, size: int = -1) -> bytes:
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a directory, not an image file")
+    try:
+        with open(path, "rb") as file:
+            data = file.read(size)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageReadError(path, "empty file")
+    return data
+
+
+def _finite_nodata(image: np.ndarray, info: ImageInfo) -> tuple[np.ndarray, ImageInfo]:
+    """Replace NaN pixels of a file whose nodata is NaN by :data:`FLOAT_NODATA`."""
+    if info.nodata is None or not math.isnan(info.nodata) or image.dtype.kind != "f":
+        return image, info
+    return np.where(np.isnan(image), image.dtype.type(FLOAT_NODATA), image), dataclasses.replace(info, nodata=FLOAT_NODATA)
