@@ -1090,7 +1090,7 @@ def fit_shared_model(
     import numpy as np
 
     from segment import features, io, preprocess, tiles
-    from segment.pipeline import _numba_threads, fit_model
+    from segment.pipeline import fit_model, numba_threads as _numba_threads
 
     cfg = config if config is not None else SegmentConfig()
     progress = progress if progress is not None else _null_progress()
