@@ -15,6 +15,10 @@ ICM sweep in that order, identical whatever the number of threads. Pixels whose
 mixture posterior is so confident that no neighbourhood could overturn it are
 never visited, and a pixel is re-examined only after a neighbour changed, so
 each sweep after the first touches only the few pixels still in play.
+
+The same ICM (:func:`run_icm`) places region boundaries at full resolution in
+:mod:`segment.upscale`; there each pixel chooses among the labels near it,
+scored by region colour models, instead of among all mixture components.
 """
 
 from __future__ import annotations

@@ -153,7 +153,8 @@ def working_copy(image: np.ndarray, spec: FeatureSpec, shape: tuple[int, int], r
     Returns
     -------
     (h, w[, n_bands]) float32 ndarray
-        Values in [0, 1]; :meth:`FeatureSpec.for_working_copy` describes it.
+        Values in [0, 1], rounded to the levels of an integer image;
+        :meth:`FeatureSpec.for_working_copy` describes it.
     """
     H, W = image.shape[:2]
     h, w = shape
@@ -164,6 +165,11 @@ def working_copy(image: np.ndarray, spec: FeatureSpec, shape: tuple[int, int], r
         unit = np.ascontiguousarray(spec.unit(image[start:stop]), dtype=np.float32).reshape(stop - start, W, -1)
         _area_accumulate(unit, start, row_first, row_weight, col_first, col_weight, np.array([h, w]), acc)
     acc /= float(H) * float(W)  # every working pixel's weights sum to (H / h * h) * (W / w * w)
+    if image.dtype.kind == "u":
+        # Back to the image's own levels, as an integer resize gives: the fit and the
+        # region merging downstream were tuned on such copies and are sensitive to it.
+        levels = float(np.iinfo(image.dtype).max)
+        acc = np.round(acc * levels) / levels
     copy = acc.astype(np.float32)
     return copy[:, :, 0] if spec.n_bands == 1 else copy
 
