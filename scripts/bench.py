@@ -55,7 +55,7 @@ from segment import SegmentConfig, features, segment_image  # noqa: E402
 from segment.gmm import GaussianMixture  # noqa: E402
 from segment.gmm.init import kmeans_plusplus  # noqa: E402
 from segment.metrics import rand_index  # noqa: E402
-from segment.pipeline import grid_sample  # noqa: E402
+from segment import sampling  # noqa: E402
 
 N_COMPONENTS = 8
 REG_COVAR = 1e-3
@@ -161,7 +161,7 @@ def sample_fit_agreement(image: np.ndarray, fit_sample: int) -> tuple[float, flo
     X = features.pixel_features(image, cfg.color_space, cfg.position_weight)
     init = initial_parameters(X, cfg.n_components, cfg.reg_covar, seed=cfg.seed)
     settings = dict(covariance_type=cfg.covariance_type, tol=cfg.tol, reg_covar=cfg.reg_covar, max_iter=cfg.max_iter, **init)
-    rows = grid_sample(image.shape[:2], None, fit_sample, np.random.default_rng(cfg.seed))
+    rows = sampling.fit_sample(image.shape[:2], None, fit_sample, np.random.default_rng(cfg.seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()

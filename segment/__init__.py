@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "segment_image": "segment.pipeline",
-    "Segmentation": "segment.pipeline",
+    "Segmentation": "segment.result",
     "SegmentConfig": "segment.config",
     "GaussianMixture": "segment.gmm",
     "ConvergenceWarning": "segment.gmm",

@@ -91,8 +91,9 @@ def fit_shared_model(
     """
     import numpy as np
 
-    from segment import features, io, preprocess, tiles
-    from segment.pipeline import _numba_threads, fit_model
+    from segment import io, preprocess, sampling
+    from segment.features import FeatureSpec
+    from segment.pipeline import fit_model, numba_threads
 
     cfg = config if config is not None else SegmentConfig()
     progress = progress if progress is not None else NullProgress()
@@ -120,8 +121,9 @@ def fit_shared_model(
                 pixels = io.load_page(path, page or 0, max_pixels=cfg.max_pixels)
                 pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
                 alpha = pixels[:, :, 3] if pixels.ndim == 3 and pixels.shape[2] == 4 else None
-                flat = tiles.fit_sample_indices(pixels.shape[:2], alpha, quota, cfg.seed + number)
-                sample = features.sample_features(pixels, flat, cfg.color_space, cfg.position_weight, features.unit_range(pixels))
+                spec = FeatureSpec.for_image(pixels, cfg.color_space, cfg.position_weight)
+                flat = sampling.fit_sample(pixels.shape[:2], alpha, quota, np.random.default_rng(cfg.seed + number))
+                sample = spec.pixel_features(pixels, flat)
                 if width is not None and sample.shape[1] != width:
                     raise ValueError(
                         f"gives {sample.shape[1]} features but the images before it give {width} "
@@ -137,9 +139,8 @@ def fit_shared_model(
     if not samples:
         return FitResult(model=None, images=0, pixels=0, failed=failed)
     sample = np.concatenate(samples)
-    n_colour = sample.shape[1] - (2 if cfg.position_weight > 0 else 0)
-    with _numba_threads(cfg.n_jobs):
-        model = fit_model(sample, n_colour, cfg)
+    with numba_threads(cfg.n_jobs):
+        model = fit_model(sample, spec.n_colour, cfg)
     model.metadata_ = dict(model.metadata_, fitted_on={"images": len(samples), "pixels": int(len(sample))}, settings=cfg.to_dict())
     return FitResult(model=model, images=len(samples), pixels=int(len(sample)), failed=failed)
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from segment import io, render
-
-if TYPE_CHECKING:
-    from segment.pipeline import Segmentation
+from segment import io
 
 
 def output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], confidence_format: str = "npy") -> dict[str, Path]:
@@ -27,7 +24,7 @@ def output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], confidence_for
 
 
 def save_segmentation(
-    segmentation: "Segmentation",
+    segmentation: Any,
     outdir: str | os.PathLike,
     stem: str | None = None,
     kinds: tuple[str, ...] | None = None,
@@ -36,7 +33,9 @@ def save_segmentation(
 
     Parameters
     ----------
-    segmentation : Segmentation
+    segmentation : segment.Segmentation
+        (Anything with its ``labels``, ``confidence``, ``config``, ``source``,
+        ``to_rgb()``, ``overlay()`` and ``summary()``.)
     outdir : path-like
         Created if missing.
     stem : str, optional

@@ -1,4 +1,10 @@
-"""segment_image(): load → features → fit (EM) → label → post-process, timed."""
+"""The stages of a segmentation and segment_image(): load → features → fit (EM) → label → smooth → regions.
+
+Images above ``work_pixels`` run the spatial stages on a downscaled working
+copy (:func:`segment_working_copy`) and get their boundaries back at full
+resolution (:mod:`segment.upscale`); the tiled path for huge scans
+(:mod:`segment.tiles`) calls the same stages band by band.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,19 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segment import features, io, merging, postprocess, preprocess, render, smoothing, upscale
+from segment import io, merging, postprocess, preprocess, sampling, smoothing, upscale
 from segment.config import AUTO, SegmentConfig, SettingsError
+from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, GaussianMixture
+from segment.result import Segmentation, component_statistics
+
+__all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
 
 # Sample used to compare numbers of components for n_components="auto".
 AUTO_SAMPLE = 50_000
@@ -26,106 +36,22 @@ SMOOTHING_REFIT_ITER = 10
 COARSE_FIT_SAMPLE = 25_000
 
 
-@dataclass
-class Segmentation:
-    """The result of :func:`segment_image`.
+class StageTimer:
+    """Seconds per stage: ``lap(name)`` records the time since the previous lap."""
 
-    Attributes
-    ----------
-    labels : (H, W) int32 ndarray
-        Label of every pixel: mixture components 1..K in a deterministic order
-        (by mean feature, luminance first), or connected regions 1..R with
-        ``relabel``; 0 marks transparent pixels that took no part. Images
-        above ``work_pixels`` are segmented on a downscaled working copy and
-        their boundaries placed at full resolution (:mod:`segment.upscale`).
-    model : GaussianMixture or None
-        The fitted (or given) mixture; None when no pixel was usable.
-    config : SegmentConfig
-        The settings used.
-    confidence : (H, W) float32 ndarray
-        Posterior probability of each pixel's component (0 where transparent);
-        for an image segmented on a working copy, the copy's map resized
-        (bilinear).
-    image : ndarray
-        The image as segmented (after downscaling and denoising).
-    timings : dict
-        Seconds per stage.
-    log_likelihood_history : list of float
-        Mean log-likelihood per EM iteration.
-    source : str or None
-        Input path, when a path was given.
-    components : list of dict
-        Per component: label, weight, mean feature vector, pixel count and
-        mean colour of its pixels in the final (pre-relabel) map; for an
-        image segmented on a working copy, of that copy's map with every
-        pixel counted as the original pixels it stands for.
-    feature_names : list of str
-        Names of the feature columns.
-    working_shape : (int, int) or None
-        Size of the downscaled working copy the spatial steps ran on
-        (``work_pixels``), or None when they ran at full resolution.
-    """
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.start = self.clock = time.perf_counter()
 
-    labels: np.ndarray
-    model: GaussianMixture | None
-    config: SegmentConfig
-    confidence: np.ndarray
-    image: np.ndarray
-    timings: dict[str, float] = field(default_factory=dict)
-    log_likelihood_history: list[float] = field(default_factory=list)
-    source: str | None = None
-    components: list[dict[str, Any]] = field(default_factory=list)
-    feature_names: list[str] = field(default_factory=list)
-    working_shape: tuple[int, int] | None = None
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = now - self.clock
+        self.clock = now
 
-    @property
-    def n_labels(self) -> int:
-        """Number of distinct non-background labels."""
-        values = np.unique(self.labels)
-        return int((values != postprocess.BACKGROUND).sum())
-
-    def to_rgb(self) -> np.ndarray:
-        """Colourised label map, (H, W, 3) uint8."""
-        return render.colorize(self.labels)
-
-    def overlay(self, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
-        """The image with region boundaries drawn on it, (H, W, 3) uint8."""
-        return render.overlay(self.image, self.labels, color)
-
-    def save(self, outdir: str | os.PathLike, stem: str | None = None) -> dict[str, Path]:
-        """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`."""
-        from segment.outputs import save_segmentation
-
-        return save_segmentation(self, outdir, stem)
-
-    def _auto_components(self) -> dict[str, Any]:
-        """How ``n_components="auto"`` chose: BIC of every candidate on the fit sample (empty otherwise)."""
-        bic = getattr(self.model, "metadata_", {}).get("auto_bic") if self.model is not None else None
-        if not bic or self.config.n_components != AUTO:
-            return {}
-        return {"auto_components": {"criterion": "BIC on the fit sample", "bic": bic}}
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-serialisable description: input, settings, components, fit, timings."""
-        from segment import __version__
-
-        model = self.model
-        return {
-            "segment_version": __version__,
-            "input": {"path": self.source, "shape": list(self.image.shape), "dtype": str(self.image.dtype)},
-            "settings": self.config.to_dict(),
-            "n_components": int(model.n_components) if model is not None else 0,
-            "n_labels": self.n_labels,
-            "working_shape": list(self.working_shape) if self.working_shape else None,
-            **self._auto_components(),
-            "features": self.feature_names,
-            "components": self.components,
-            "log_likelihood": _finite_or_none(getattr(model, "lower_bound_", None)),
-            "iterations": int(getattr(model, "n_iter_", 0)),
-            "converged": bool(getattr(model, "converged_", False)),
-            "log_likelihood_history": [float(v) for v in self.log_likelihood_history],
-            "timings": {k: round(v, 6) for k, v in self.timings.items()},
-        }
+    def total(self) -> dict[str, float]:
+        """The laps and their ``"total"``."""
+        self.timings["total"] = time.perf_counter() - self.start
+        return self.timings
 
 
 def segment_image(
@@ -174,16 +100,8 @@ def segment_image(
     if overrides:
         cfg = cfg.replace(**overrides)
     if model is not None:
-        cfg = _with_model_features(cfg, model)
-    timings: dict[str, float] = {}
-    start = clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
+        cfg = config_for_model(cfg, model)
+    timer = StageTimer()
     source = None
     if isinstance(image, (str, os.PathLike)):
         source = str(image)
@@ -192,27 +110,22 @@ def segment_image(
         pixels = io.as_image(image)
         if pixels.shape[0] * pixels.shape[1] > cfg.max_pixels:
             raise ValueError(f"image has {pixels.shape[0] * pixels.shape[1]} pixels, above max_pixels={cfg.max_pixels}")
-    lap("load")
-    pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
-    lap("preprocess")
+    timer.lap("load")
+    pixels = preprocess_image(pixels, cfg)
+    timer.lap("preprocess")
     height, width = pixels.shape[:2]
-    valid = _opaque_pixels(pixels)
-    work_shape = _working_shape(pixels.shape[:2], valid, cfg, shared_model=model is not None)
+    spec = FeatureSpec.for_image(pixels, cfg.color_space, cfg.position_weight)
+    valid = opaque_pixels(pixels)
+    work_shape = working_shape(pixels.shape[:2], valid, cfg, shared_model=model is not None)
     if work_shape is None:
-        part = _label_image(pixels, valid, cfg, model, lap)
+        part = label_image(pixels, spec, valid, cfg, model, timer.lap)
         labels, confidence = part.regions, part.confidence
-        component_stats = _component_stats(pixels, part.class_labels, part.model)
     else:
-        stretch = features.unit_range(pixels)
-        work = preprocess.resize_area(features.stretch_to_unit(pixels, stretch), work_shape)
-        part = _label_image(work, None, _working_config(cfg, work.shape[:2], pixels.shape[:2]), model, lap)
-        with _numba_threads(cfg.n_jobs):
-            labels = upscale.refine_labels(part.regions, part.colours, pixels, cfg.color_space, cfg.smoothing, stretch)
-        confidence = preprocess.resize_linear(part.confidence, (height, width))
-        cells = np.outer(upscale.cell_sizes(height, work_shape[0]), upscale.cell_sizes(width, work_shape[1]))
-        component_stats = _component_stats(work, part.class_labels, part.model, cells)
-        lap("upscale")
-    timings["total"] = time.perf_counter() - start
+        part = segment_working_copy(pixels, spec, work_shape, cfg, model, timer.lap)
+        with numba_threads(cfg.n_jobs):
+            labels = upscale.refine_labels(part.regions, part.colours, pixels, spec, cfg.smoothing)
+        confidence = upscale.enlarge_rows(part.confidence, (height, width), 0, height)
+        timer.lap("upscale")
     model = part.model
     return Segmentation(
         labels=labels,
@@ -220,18 +133,23 @@ def segment_image(
         config=cfg,
         confidence=confidence,
         image=pixels,
-        timings=timings,
+        timings=timer.total(),
         log_likelihood_history=list(getattr(model, "log_likelihood_history_", [])),
         source=source,
-        components=component_stats,
+        components=part.components,
         feature_names=part.feature_names,
         working_shape=work_shape,
     )
 
 
+def preprocess_image(pixels: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """Downscale to ``max_side`` and denoise, as configured."""
+    return preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
+
+
 @dataclass
-class _Labelling:
-    """What :func:`_label_image` computed for one image."""
+class Labelling:
+    """What :func:`label_image` computed for one image (or working copy)."""
 
     regions: np.ndarray  # final labels (H, W) int32
     class_labels: np.ndarray  # component ids after region merging, before relabelling
@@ -239,31 +157,49 @@ class _Labelling:
     confidence: np.ndarray
     model: GaussianMixture | None
     feature_names: list[str]
+    components: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _label_image(
-    pixels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig, model: GaussianMixture | None, lap
-) -> _Labelling:
-    """Features → fit (unless ``model`` is given) → label → smoothing → post-processing, timing each stage."""
+def label_image(
+    pixels: np.ndarray,
+    spec: FeatureSpec,
+    valid: np.ndarray | None,
+    cfg: SegmentConfig,
+    model: GaussianMixture | None,
+    lap: Callable[[str], None],
+    pixel_weights: np.ndarray | None = None,
+) -> Labelling:
+    """Features → fit (unless ``model`` is given) → label → smoothing → regions, timing each stage.
+
+    Parameters
+    ----------
+    pixels : (H, W[, C]) ndarray
+        The (preprocessed) image.
+    spec : FeatureSpec
+        Its feature spec.
+    valid : (H * W,) bool ndarray or None
+        Opaque pixels (:func:`opaque_pixels`); None for all.
+    cfg : SegmentConfig
+    model : GaussianMixture or None
+        A shared model to label with (its labels stay class ids).
+    lap : callable
+        Called with each stage's name when it ends.
+    pixel_weights : (H, W) ndarray, optional
+        Original pixels each pixel stands for, for the component statistics.
+    """
     height, width = pixels.shape[:2]
-    feats = features.pixel_features(pixels, cfg.color_space, cfg.position_weight)
+    feats = spec.image_features(pixels)
     if valid is not None:
         feats = feats[valid]
-    n_colour = feats.shape[1] - (2 if cfg.position_weight > 0 else 0)
-    names = features.feature_names(n_colour, cfg.color_space, cfg.position_weight)
     lap("features")
-
     flat_labels = np.zeros(height * width, dtype=np.int32)
     flat_confidence = np.zeros(height * width, dtype=np.float32)
-    with _numba_threads(cfg.n_jobs):
+    with numba_threads(cfg.n_jobs):
         fitted_here = model is None
         if len(feats) and model is None:
-            model = _fit_model(feats, n_colour, (height, width), valid, cfg)
-        elif model is not None and feats.shape[1] != model.means_.shape[1]:
-            raise ValueError(
-                f"the model expects {model.means_.shape[1]} features but this image gives {feats.shape[1]} "
-                "(a greyscale image with a colour model, or the reverse?)"
-            )
+            model = fit_image_model(pixels, spec, valid, cfg, feats=feats)
+        elif model is not None:
+            check_model_features(model, spec)
         lap("fit")
         target = slice(None) if valid is None else valid
 
@@ -283,21 +219,51 @@ def _label_image(
                 label_pixels()
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
-    labels = postprocess.morphology(flat_labels.reshape(height, width), cfg.opening_radius, cfg.closing_radius)
-    as_regions = fitted_here  # a shared model's labels stay class ids
-    colours = _colour_map(feats[:, :n_colour], valid, (height, width))
+    colours = _colour_map(feats[:, : spec.n_colour], valid, (height, width))
+    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=fitted_here)
+    regions = postprocess.relabel_regions(labels) if cfg.relabel and fitted_here else labels
+    lap("postprocess")
+    components = component_statistics(pixels, labels, model, pixel_weights)
+    return Labelling(regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components)
+
+
+def label_regions(labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool) -> np.ndarray:
+    """Morphology, merging of similar regions (``as_regions``) and of small ones; component ids kept."""
+    height, width = labels.shape
+    labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
     if as_regions:
         labels = merging.merge_similar_regions(labels, colours, cfg.merge_cost)
-    labels = postprocess.merge_small_regions(
+    return postprocess.merge_small_regions(
         labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,
     )
-    regions = postprocess.relabel_regions(labels) if cfg.relabel and as_regions else labels
-    lap("postprocess")
-    return _Labelling(regions, labels, colours, flat_confidence.reshape(height, width), model, names)
 
 
-def _working_shape(
+def segment_working_copy(
+    pixels: np.ndarray,
+    spec: FeatureSpec,
+    work_shape: tuple[int, int],
+    cfg: SegmentConfig,
+    model: GaussianMixture | None,
+    lap: Callable[[str], None],
+    rows_per_band: int | None = None,
+) -> Labelling:
+    """The stages of :func:`label_image` on a copy of ``pixels`` area-downscaled to ``work_shape``.
+
+    Sizes in pixels are scaled to the copy (:func:`working_config`), and the
+    component statistics count every copy pixel as the original pixels it
+    stands for. ``rows_per_band`` full rows are read at a time to make the
+    copy (the result does not depend on it).
+    """
+    height, width = spec.shape
+    work = upscale.working_copy(pixels, spec, work_shape, rows_per_band)
+    lap("working_copy")
+    cells = np.outer(upscale.cell_sizes(height, work_shape[0]), upscale.cell_sizes(width, work_shape[1]))
+    work_cfg = working_config(cfg, work_shape, (height, width))
+    return label_image(work, spec.for_working_copy(work_shape), None, work_cfg, model, lap, cells)
+
+
+def working_shape(
     shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig, *, shared_model: bool
 ) -> tuple[int, int] | None:
     """Size of the working copy for the spatial steps, or None to work at full resolution.
@@ -309,14 +275,19 @@ def _working_shape(
     height, width = shape
     if not cfg.work_pixels or height * width <= cfg.work_pixels or valid is not None:
         return None
-    pixel_steps = cfg.smoothing > 0 or cfg.min_size or cfg.hole_size or cfg.opening_radius or cfg.closing_radius
-    region_steps = not shared_model and (cfg.merge_cost > 0 or cfg.min_fraction > 0 or cfg.relabel)
-    if not (pixel_steps or region_steps):
+    if not has_spatial_steps(cfg, shared_model=shared_model):
         return None
     return upscale.working_shape(height, width, cfg.work_pixels)
 
 
-def _working_config(cfg: SegmentConfig, work: tuple[int, int], full: tuple[int, int]) -> SegmentConfig:
+def has_spatial_steps(cfg: SegmentConfig, *, shared_model: bool) -> bool:
+    """Whether ``cfg`` asks for a stage that looks at neighbours (smoothing, morphology, regions)."""
+    pixel_steps = cfg.smoothing > 0 or cfg.min_size or cfg.hole_size or cfg.opening_radius or cfg.closing_radius
+    region_steps = not shared_model and (cfg.merge_cost > 0 or cfg.min_fraction > 0 or cfg.relabel)
+    return bool(pixel_steps or region_steps)
+
+
+def working_config(cfg: SegmentConfig, work: tuple[int, int], full: tuple[int, int]) -> SegmentConfig:
     """``cfg`` with its sizes in pixels (areas, radii) scaled to the working copy."""
     area = (work[0] * work[1]) / (full[0] * full[1])
     return cfg.replace(
@@ -327,13 +298,46 @@ def _working_config(cfg: SegmentConfig, work: tuple[int, int], full: tuple[int, 
     )
 
 
-def _fit_model(
-    feats: np.ndarray, n_colour_features: int, shape: tuple[int, int], valid: np.ndarray | None, cfg: SegmentConfig
+def check_model_features(model: GaussianMixture, spec: FeatureSpec) -> None:
+    """Raise ValueError when ``model`` was fitted on other features than ``spec`` gives."""
+    if spec.n_features != model.means_.shape[1]:
+        raise ValueError(
+            f"the model expects {model.means_.shape[1]} features but this image gives {spec.n_features} "
+            "(a greyscale image with a colour model, or the reverse?)"
+        )
+
+
+def fit_image_model(
+    pixels: np.ndarray,
+    spec: FeatureSpec,
+    valid: np.ndarray | None,
+    cfg: SegmentConfig,
+    *,
+    feats: np.ndarray | None = None,
+    sample_size: int | None = None,
 ) -> GaussianMixture:
+    """Fit the mixture of ``cfg`` on the image's fit sample (:func:`segment.sampling.fit_sample`).
+
+    ``feats`` are the features of the valid pixels when already computed
+    (else only the sample's are); ``sample_size`` overrides ``cfg.fit_sample``.
+    The same image and settings give the same model either way.
+    """
     rng = np.random.default_rng(cfg.seed)
-    sample = feats[grid_sample(shape, valid, cfg.fit_sample, rng)] if cfg.fit_sample else feats
-    if cfg.n_components != AUTO and cfg.n_components > len(feats):
-        raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({len(feats)})")
+    size = cfg.fit_sample if sample_size is None else sample_size
+    flat = sampling.fit_sample(spec.shape, valid, size, rng)
+    n_pixels = spec.shape[0] * spec.shape[1] if valid is None else int(np.count_nonzero(valid))
+    if feats is None:
+        sample = spec.pixel_features(pixels, flat)
+    else:
+        sample = feats if len(flat) == len(feats) else feats[sampling.within_mask(flat, valid)]
+    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng)
+
+
+def _fit_sample(
+    sample: np.ndarray, n_colour_features: int, n_pixels: int, cfg: SegmentConfig, rng: np.random.Generator
+) -> GaussianMixture:
+    if cfg.n_components != AUTO and cfg.n_components > n_pixels:
+        raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({n_pixels})")
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
     n_colours = _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
@@ -344,7 +348,7 @@ def _fit_model(
             f"n_components reduced from {cfg.n_components} to {n_colours}: "
             f"the image has only {n_colours} distinct colour value(s)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         n_components = n_colours
     else:
@@ -371,7 +375,7 @@ def _fit_coarse_to_fine(n_components: int, sample: np.ndarray, cfg: SegmentConfi
     """
     if len(sample) <= 2 * COARSE_FIT_SAMPLE:
         return _new_model(n_components, cfg).fit(sample)
-    coarse = _new_model(n_components, cfg).fit(sample[np.sort(rng.choice(len(sample), COARSE_FIT_SAMPLE, replace=False))])
+    coarse = _new_model(n_components, cfg).fit(sample[sampling.random_rows(len(sample), COARSE_FIT_SAMPLE, rng)])
     model = _new_model(n_components, cfg.replace(n_init=1))  # restarts were the coarse fit's
     model.weights_init, model.means_init, model.precisions_init = coarse.weights_, coarse.means_, coarse.precisions_
     return model.fit(sample)
@@ -382,19 +386,18 @@ def _refit_with_prior(
 ) -> GaussianMixture:
     """HMRF-EM: refit ``model`` with every pixel's Potts prior from its neighbours' (smoothed) labels.
 
-    EM restarts from the fitted parameters on the same grid sample, for at
+    EM restarts from the fitted parameters on the same fit sample, for at
     most ``SMOOTHING_REFIT_ITER`` iterations. Components move towards the
     spatially coherent classes instead of explaining speckle.
     """
-    rows = grid_sample(labels.shape, valid, cfg.fit_sample, np.random.default_rng(cfg.seed)) if cfg.fit_sample else None
-    rows = np.arange(len(feats)) if rows is None else rows
-    pixels = rows if valid is None else np.flatnonzero(valid)[rows]
+    pixels = sampling.fit_sample(labels.shape, valid, cfg.fit_sample, np.random.default_rng(cfg.seed))
+    rows = sampling.within_mask(pixels, valid)
     prior = smoothing.potts_log_prior(labels, pixels, cfg.smoothing, model.n_components)
     refit = _new_model(model.n_components, cfg.replace(max_iter=min(cfg.max_iter, SMOOTHING_REFIT_ITER)))
     refit.weights_init, refit.means_init, refit.precisions_init = model.weights_, model.means_, model.precisions_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        refit.fit(feats[rows], log_prior=prior)
+        refit.fit(feats if len(rows) == len(feats) else feats[rows], log_prior=prior)
     refit.permute_components(np.lexsort(refit.means_.T[::-1]))
     refit.metadata_ = model.metadata_
     return refit
@@ -404,8 +407,8 @@ def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig)
     """Fit the mixture described by ``config`` on already sampled features.
 
     The model is fitted, ordered and tagged exactly as :func:`segment_image`
-    does it, so that it can label other pixels or images (tiled labelling,
-    a model shared by a batch).
+    does it, so that it can label other pixels or images (a model shared by
+    a batch).
 
     Parameters
     ----------
@@ -421,7 +424,7 @@ def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig)
     GaussianMixture
         With ``metadata_`` holding the colour space and position weight.
     """
-    return _fit_model(sample, n_colour_features, (1, len(sample)), None, config.replace(fit_sample=0))
+    return _fit_sample(sample, n_colour_features, len(sample), config, np.random.default_rng(config.seed))
 
 
 def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
@@ -452,8 +455,7 @@ def _count_distinct(colours: np.ndarray, enough: int) -> int:
 def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> tuple[int, dict[int, float]]:
     """The number of components in ``cfg.auto_range`` (at most ``n_colours``) with the lowest BIC, and every BIC."""
     rng = np.random.default_rng(cfg.seed)
-    if len(sample) > AUTO_SAMPLE:
-        sample = sample[np.sort(rng.choice(len(sample), AUTO_SAMPLE, replace=False))]
+    sample = sample[sampling.random_rows(len(sample), AUTO_SAMPLE, rng)]
     low, high = cfg.auto_range
     candidates = range(min(low, n_colours), min(high, n_colours) + 1)
     scores = {}
@@ -462,28 +464,6 @@ def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int)
         for k in candidates:
             scores[k] = _new_model(k, cfg).fit(sample).bic(sample)
     return (min(scores, key=scores.get) if scores else 1), scores
-
-
-def grid_sample(shape: tuple[int, int], valid: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices (into the valid pixels) of a jittered-grid sample of about ``size`` pixels.
-
-    One random pixel per cell of a regular grid, so every part of the image is
-    represented in proportion to its area, small regions included.
-    """
-    height, width = shape
-    n_valid = height * width if valid is None else int(valid.sum())
-    if n_valid <= size:
-        return np.arange(n_valid)
-    step = max(1.0, np.sqrt(n_valid / size))
-    ys = np.arange(0, height, step)
-    xs = np.arange(0, width, step)
-    rows = np.minimum((ys[:, None] + rng.random((len(ys), len(xs))) * step).astype(np.int64), height - 1)
-    cols = np.minimum((xs[None, :] + rng.random((len(ys), len(xs))) * step).astype(np.int64), width - 1)
-    flat = rows.ravel() * width + cols.ravel()  # one pixel per cell: all distinct
-    if valid is None:
-        return flat
-    position = np.cumsum(valid) - 1
-    return position[flat[valid[flat]]]
 
 
 def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -495,7 +475,7 @@ def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int,
     return out.reshape(*shape, -1)
 
 
-def _opaque_pixels(image: np.ndarray) -> np.ndarray | None:
+def opaque_pixels(image: np.ndarray) -> np.ndarray | None:
     """Flat mask of pixels with non-zero alpha, or None when every pixel counts."""
     if image.ndim != 3 or image.shape[2] != 4:
         return None
@@ -503,47 +483,16 @@ def _opaque_pixels(image: np.ndarray) -> np.ndarray | None:
     return None if mask.all() else mask
 
 
-def _component_stats(
-    image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None, pixel_weights: np.ndarray | None = None
-) -> list[dict[str, Any]]:
-    """Per component: weight, mean features, pixel count and mean display colour of its pixels in ``labels``.
-
-    ``pixel_weights`` gives how many original pixels each pixel of a working
-    copy stands for (None: one each).
-    """
-    if model is None:
-        return []
-    K = model.n_components
-    flat = labels.ravel()
-    weights = None if pixel_weights is None else pixel_weights.ravel().astype(np.float64)
-    counts = np.bincount(flat, weights=weights, minlength=K + 1)
-    picture = render.display_rgb(image).reshape(-1, 3).astype(np.float64)
-    if weights is not None:
-        picture *= weights[:, None]
-    sums = np.stack([np.bincount(flat, weights=picture[:, c], minlength=K + 1) for c in range(3)], axis=1)
-    stats = []
-    for k in range(K):
-        n = int(round(counts[k + 1]))
-        stats.append(
-            {
-                "label": k + 1,
-                "weight": float(model.weights_[k]),
-                "mean_features": [float(v) for v in model.means_[k]],
-                "pixel_count": n,
-                "mean_rgb": [round(float(v), 2) for v in sums[k + 1] / n] if n else None,
-            }
-        )
-    return stats
-
-
-def _with_model_features(cfg: SegmentConfig, model: GaussianMixture) -> SegmentConfig:
+def config_for_model(cfg: SegmentConfig, model: GaussianMixture) -> SegmentConfig:
+    """``cfg`` with the feature settings (colour space, position weight) and size a shared model was fitted with."""
     meta = getattr(model, "metadata_", {}) or {}
     changes = {key: meta[key] for key in ("color_space", "position_weight") if key in meta}
     return cfg.replace(n_components=int(model.n_components), **changes)
 
 
 @contextlib.contextmanager
-def _numba_threads(n_jobs: int | None):
+def numba_threads(n_jobs: int | None):
+    """Run the enclosed Numba kernels on ``n_jobs`` threads (None: as configured), restored after."""
     if n_jobs is None:
         yield
         return
@@ -555,7 +504,3 @@ def _numba_threads(n_jobs: int | None):
         yield
     finally:
         numba.set_num_threads(previous)
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None

@@ -15,6 +15,10 @@ ICM sweep in that order, identical whatever the number of threads. Pixels whose
 mixture posterior is so confident that no neighbourhood could overturn it are
 never visited, and a pixel is re-examined only after a neighbour changed, so
 each sweep after the first touches only the few pixels still in play.
+
+The same ICM (:func:`run_icm`) places region boundaries at full resolution in
+:mod:`segment.upscale`; there each pixel chooses among the labels near it,
+scored by region colour models, instead of among all mixture components.
 """
 
 from __future__ import annotations
@@ -60,34 +64,56 @@ class SmoothingInfo:
 
 
 # ----------------------------------------------------------------- kernels
+# Every kernel takes ``options`` (n, C) int32 and ``option_row`` (M,) int32:
+# candidate pixel i may take the labels ``options[option_row[i]]`` (0 pads a
+# row), scored by column j of ``data``. An empty ``option_row`` means the
+# labels 1..K for every pixel, column k scoring label k + 1 (a mixture's
+# components); ``options`` is then not read.
+NO_OPTIONS = np.empty((1, 0), dtype=np.int32)
+ALL_LABELS = np.empty(0, dtype=np.int32)
+
+
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _vote(labels, y, x, weight, score):
+def _slot(options, direct, label):
+    """Column of ``label`` among a pixel's ``options`` (-1 when absent)."""
+    if direct:
+        return label - 1
+    for j in range(options.shape[0]):
+        if options[j] == label:
+            return j
+    return -1
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _vote(labels, y, x, weight, score, options, direct):
     label = labels[y, x]
     if label > 0:
-        score[label - 1] += weight
+        j = _slot(options, direct, label)
+        if j >= 0:
+            score[j] += weight
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_neighbour_votes(labels, y, x, edge, diagonal, score):
-    """Add ``edge`` (``diagonal``) to ``score[label - 1]`` for each edge (diagonal) neighbour of (y, x)."""
+def _add_neighbour_votes(labels, y, x, edge, diagonal, score, options, direct):
+    """Add ``edge`` (``diagonal``) to the score of each edge (diagonal) neighbour's label at (y, x)."""
     H, W = labels.shape
     up, down, left, right = y > 0, y < H - 1, x > 0, x < W - 1
     if up:
-        _vote(labels, y - 1, x, edge, score)
+        _vote(labels, y - 1, x, edge, score, options, direct)
         if left:
-            _vote(labels, y - 1, x - 1, diagonal, score)
+            _vote(labels, y - 1, x - 1, diagonal, score, options, direct)
         if right:
-            _vote(labels, y - 1, x + 1, diagonal, score)
+            _vote(labels, y - 1, x + 1, diagonal, score, options, direct)
     if down:
-        _vote(labels, y + 1, x, edge, score)
+        _vote(labels, y + 1, x, edge, score, options, direct)
         if left:
-            _vote(labels, y + 1, x - 1, diagonal, score)
+            _vote(labels, y + 1, x - 1, diagonal, score, options, direct)
         if right:
-            _vote(labels, y + 1, x + 1, diagonal, score)
+            _vote(labels, y + 1, x + 1, diagonal, score, options, direct)
     if left:
-        _vote(labels, y, x - 1, edge, score)
+        _vote(labels, y, x - 1, edge, score, options, direct)
     if right:
-        _vote(labels, y, x + 1, edge, score)
+        _vote(labels, y, x + 1, edge, score, options, direct)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -114,13 +140,15 @@ def _row_in_play(row_changed, row_evaluated, y, px):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, y, px, score):
+def _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, y, px, score):
     """ICM updates of the pixels (y, px), (y, px + 2), ... of one row; returns the number changed."""
+    evaluated, changed, row_evaluated, row_changed = state
     if not _row_in_play(row_changed, row_evaluated, y, px):
         return 0
     row_evaluated[y, px] = step
     W = labels.shape[1]
-    K = data.shape[1]
+    C = data.shape[1]
+    direct = option_row.shape[0] == 0
     n_changed = 0
     for x in range(px, W, 2):
         row = candidate[y, x]
@@ -130,16 +158,17 @@ def _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_ev
         if last >= 0 and not neighbour_changed_since(changed, y, x, last):
             continue
         evaluated[y, x] = step
-        for k in range(K):
+        pixel_options = options[0] if direct else options[option_row[row]]
+        for k in range(C):
             score[k] = data[row, k]
-        _add_neighbour_votes(labels, y, x, edge, diagonal, score)
-        current = labels[y, x] - 1
+        _add_neighbour_votes(labels, y, x, edge, diagonal, score, pixel_options, direct)
+        current = _slot(pixel_options, direct, labels[y, x])
         best = current
-        for k in range(K):
+        for k in range(C):
             if score[k] > score[best]:
                 best = k
         if best != current:
-            labels[y, x] = best + 1
+            labels[y, x] = best + 1 if direct else pixel_options[best]
             changed[y, x] = step
             n_changed += 1
     if n_changed:
@@ -148,39 +177,41 @@ def _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_ev
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def icm_phase_serial(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px):
+def icm_phase_serial(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px):
     """One ICM phase in one thread; same arguments and result as :func:`icm_phase`."""
     H = labels.shape[0]
     score = np.empty(data.shape[1], dtype=np.float32)
     total = 0
     for y in range(py, H, 2):
-        total += _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, y, px, score)
+        total += _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, y, px, score)
     return total
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def icm_phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px):
+def icm_phase(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px):
     """One ICM phase: update the pixels (y, x) with y % 2 == py and x % 2 == px.
 
     Parameters
     ----------
     labels : (H, W) int32
-        Current labels 1..K (0 = no pixel, never changed); updated in place.
+        Current labels (0 = no pixel, never changed, casts no vote); updated in place.
     candidate : (H, W) int32
         Row of each pixel in ``data``, or -1 for a pixel never updated.
-    data : (M, K) float32
-        Log-posterior (up to a per-pixel constant, e.g. log weight + log
-        density) of each component under the mixture alone, for the
-        candidate pixels.
+    data : (M, C) float32
+        Data term of each option of the candidate pixels: a log-posterior
+        up to a per-pixel constant (e.g. log weight + log density of a
+        mixture component; -inf for padding options).
+    options, option_row : int32
+        The labels each candidate pixel may take (see the note above the kernels).
     edge, diagonal : float32
         Log-prior added per edge / diagonal neighbour with the same label.
-    evaluated, changed : (H, W) int32
-        Step at which each pixel was last examined / last changed (-1 never);
-        updated in place. A pixel is examined again only if a neighbour
-        changed since.
-    row_evaluated, row_changed : (H, 2) int32
-        The same per row and column parity (the latest step of any of those
-        pixels), so that rows without news are skipped; updated in place.
+    state : tuple of four int32 arrays
+        ``evaluated``, ``changed`` (H, W): step at which each pixel was last
+        examined / last changed (-1 never); ``row_evaluated``,
+        ``row_changed`` (H, 2): the same per row and column parity (the
+        latest step of any of those pixels), so that rows without news are
+        skipped. Updated in place. A pixel is examined again only if a
+        neighbour changed since.
     step : int
         Number of this phase (increasing across calls).
     py, px : int
@@ -189,14 +220,15 @@ def icm_phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_e
     Returns
     -------
     n_changed : int
-        Number of labels changed. A pixel keeps its label on ties.
+        Number of labels changed. A pixel keeps its label on ties, else
+        takes the first best option.
     """
     H = labels.shape[0]
     n_rows = (H - py + 1) // 2
     counts = np.zeros(n_rows, dtype=np.int64)
     for r in prange(n_rows):
         score = np.empty(data.shape[1], dtype=np.float32)
-        counts[r] = _icm_row(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py + 2 * r, px, score)
+        counts[r] = _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, py + 2 * r, px, score)
     return counts.sum()
 
 
@@ -219,7 +251,7 @@ def candidate_confidence(labels, candidate, data, edge, diagonal, confidence):
                 continue
             for k in range(K):
                 score[k] = data[row, k]
-            _add_neighbour_votes(labels, y, x, edge, diagonal, score)
+            _add_neighbour_votes(labels, y, x, edge, diagonal, score, NO_OPTIONS[0], True)
             top = score[0]
             for k in range(1, K):
                 top = max(top, score[k])
@@ -248,7 +280,7 @@ def neighbour_log_prior(labels, pixels, edge, diagonal, out):
     W = labels.shape[1]
     for i in prange(pixels.shape[0]):
         out[i, :] = 0.0
-        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i])
+        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i], NO_OPTIONS[0], True)
 
 
 # --------------------------------------------------------------- wrappers
@@ -342,7 +374,6 @@ def smooth_labels(
         raise ValueError(f"beta must be a finite number >= 0; got {beta!r}")
     if beta == 0 or labels.size == 0:
         return SmoothingInfo(0, 0, 0, True)
-    K = model.n_components
     flat = labels.reshape(-1)
     in_play = _uncertain(confidence.reshape(-1), beta * TOTAL_WEIGHT) & (flat > 0)
     pixels = np.flatnonzero(in_play)
@@ -350,25 +381,58 @@ def smooth_labels(
     data = np.ascontiguousarray(model.weighted_log_prob(features[rows]), dtype=np.float32)
     candidate = np.full(labels.shape, -1, dtype=np.int32)
     candidate.reshape(-1)[pixels] = np.arange(len(pixels), dtype=np.int32)
+    sweeps, total, converged = run_icm(labels, candidate, data, beta, max_sweeps)
+    if len(pixels) and update_confidence:
+        candidate_confidence(labels, candidate, data, *neighbour_weights(beta), confidence)
+    return SmoothingInfo(sweeps, total, len(pixels), converged)
+
+
+def run_icm(
+    labels: np.ndarray,
+    candidate: np.ndarray,
+    data: np.ndarray,
+    beta: float,
+    max_sweeps: int,
+    options: np.ndarray = NO_OPTIONS,
+    option_row: np.ndarray = ALL_LABELS,
+) -> tuple[int, int, bool]:
+    """Iterated conditional modes under the Potts prior, in place, until a sweep changes nothing.
+
+    Parameters
+    ----------
+    labels : (H, W) int32 ndarray
+        Start labels (0 = no pixel); updated in place.
+    candidate : (H, W) int32 ndarray
+        Row of each pixel in ``data``, -1 for pixels that keep their label.
+    data : (M, C) float32 ndarray
+        Data term of each candidate pixel's options (see :func:`icm_phase`).
+    beta : float
+        Potts prior strength.
+    max_sweeps : int
+        Upper bound on the sweeps (four phases each).
+    options, option_row : int32 ndarrays, optional
+        The labels each candidate may take, ``options[option_row[i]]``
+        (0 pads); by default the labels 1..C, column k for label k + 1.
+
+    Returns
+    -------
+    sweeps, changed, converged : int, int, bool
+    """
     edge, diagonal = neighbour_weights(beta)
-    phase = icm_phase if len(pixels) >= PARALLEL_MIN_PIXELS else icm_phase_serial
-    evaluated = np.full(labels.shape, -1, dtype=np.int32)
-    changed = np.full(labels.shape, -1, dtype=np.int32)
-    row_evaluated = np.full((labels.shape[0], 2), -1, dtype=np.int32)
-    row_changed = np.full((labels.shape[0], 2), -1, dtype=np.int32)
+    phase = icm_phase if len(data) >= PARALLEL_MIN_PIXELS else icm_phase_serial
+    state = tuple(np.full(labels.shape, -1, dtype=np.int32) for _ in range(2))
+    state += tuple(np.full((labels.shape[0], 2), -1, dtype=np.int32) for _ in range(2))
     step = total = sweeps = 0
-    converged = len(pixels) == 0
+    converged = len(data) == 0
     while not converged and sweeps < max_sweeps:
         sweep_changes = 0
         for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
-            sweep_changes += int(phase(labels, candidate, data, edge, diagonal, evaluated, changed, row_evaluated, row_changed, step, py, px))
+            sweep_changes += int(phase(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px))
             step += 1
         sweeps += 1
         total += sweep_changes
         converged = sweep_changes == 0
-    if len(pixels) and update_confidence:
-        candidate_confidence(labels, candidate, data, edge, diagonal, confidence)
-    return SmoothingInfo(sweeps, total, len(pixels), converged)
+    return sweeps, total, converged
 
 
 def _uncertain(confidence: np.ndarray, lead: float) -> np.ndarray:

@@ -1,25 +1,30 @@
-"""Images too large for memory: fit on a sample, then label and write row band by row band.
+"""Images too large for memory: the pipeline's stages, with the full-resolution work done band by band.
 
 The in-memory pipeline (:func:`segment.segment_image`) holds the features of
 every pixel, a label and a confidence map, and full-size pictures while it
 writes them: tens of bytes per pixel. For a 200-megapixel scan that is more
 than a small machine or a busy worker can spare, so :func:`segment_tiled`
+runs the same stages with only the decoded image and one band of rows of
+full-resolution data in memory:
 
-1. fits the mixture on a jittered-grid sample of the pixels (the same sample
-   :func:`segment_image` would fit on), computing features for those pixels
-   only;
-2. computes features, labels and confidences for one band of rows at a time,
-   sized to fit the memory budget, with positions taken in whole-image
-   coordinates so that every band sees the same feature space;
-3. streams each band into the output files (PNG rows compressed on the fly,
-   confidence rows appended), each written to a temporary file and renamed
-   into place at the end, and accumulates the per-component statistics.
+1. an image above ``work_pixels`` is area-downscaled to its working copy
+   band by band, and the copy goes through the same fit, labelling,
+   smoothing, region merging and relabelling as in memory
+   (:func:`segment.pipeline.segment_working_copy`); an image within
+   ``work_pixels`` goes through them whole (:func:`segment.pipeline.label_image`);
+2. boundaries are placed at full resolution band by band
+   (:func:`segment.upscale.refine_rows`, each band in a window wide enough
+   that its labels equal the whole image's);
+3. each band is streamed into the output files (PNG rows compressed on the
+   fly, confidence rows appended), each written to a temporary file and
+   renamed into place at the end.
 
-Only the decoded image and one band are ever in memory. Labels are the same
-as the in-memory pipeline's for the same settings (same sample, same
-features). Spatial post-processing (morphology, small-region merging,
-relabelling) and the smoothing prior need the whole label map, so they are
-skipped for tiled images; the JSON summary says so.
+The label map is therefore the in-memory pipeline's. Without spatial steps
+(a plain per-pixel mixture) the mixture is fitted on the same sample and
+every band is labelled by it, again as in memory. Only an image with
+transparent pixels and spatial steps (which the in-memory pipeline runs at
+full resolution), or ``work_pixels=0``, is labelled per pixel with the
+spatial steps skipped; the JSON summary lists them.
 """
 
 from __future__ import annotations
@@ -35,9 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, preprocess, render
+from segment import features, io, pipeline, render, sampling, upscale
 from segment.config import SegmentConfig
+from segment.features import FeatureSpec
 from segment.gmm import GaussianMixture
+from segment.outputs import output_paths
+from segment.result import ComponentTally, build_summary
+
+# The fit sample of segment.batch's shared model (kept here for its callers).
 
 # Bytes per pixel the in-memory pipeline needs at its peak, beyond the decoded
 # image: A + B * D for D features (features and their colour intermediates,
@@ -57,6 +67,11 @@ THUMBNAIL_SIDE = 160
 
 
 # ------------------------------------------------------------------ budgets
+def _n_features(shape: tuple[int, ...], config: SegmentConfig) -> int:
+    spec = FeatureSpec(config.color_space, features.feature_bands(shape), config.position_weight, tuple(shape[:2]))
+    return spec.n_features
+
+
 def physical_memory() -> int:
     """Memory available to this process: physical RAM, capped by a cgroup limit if any."""
     try:
@@ -78,11 +93,6 @@ def memory_budget(config: SegmentConfig, workers: int = 1) -> int:
     if config.max_memory is not None:
         return int(config.max_memory)
     return max(2**28, physical_memory() // (2 * max(1, workers)))
-
-
-def _n_features(channels: int, config: SegmentConfig) -> int:
-    colour = 1 if channels in (1, 2) or config.color_space == "gray" else 3
-    return colour + (2 if config.position_weight > 0 else 0)
 
 
 def estimate_memory(shape: tuple[int, ...], dtype: np.dtype, config: SegmentConfig) -> int:
@@ -109,7 +119,7 @@ def estimate_memory(shape: tuple[int, ...], dtype: np.dtype, config: SegmentConf
         scale = config.max_side / max(height, width)
         height, width = max(1, round(height * scale)), max(1, round(width * scale))
     pixels = height * width
-    per_pixel = _INMEMORY_BYTES_PER_PIXEL + _INMEMORY_BYTES_PER_FEATURE * _n_features(channels, config)
+    per_pixel = _INMEMORY_BYTES_PER_PIXEL + _INMEMORY_BYTES_PER_FEATURE * _n_features(shape, config)
     per_pixel += 2 * channels * np.dtype(dtype).itemsize  # preprocessed copy and display picture
     return _BASELINE_BYTES + decoded + pixels * per_pixel
 
@@ -127,32 +137,8 @@ def band_rows(shape: tuple[int, ...], itemsize: int, config: SegmentConfig, budg
     if config.denoise != "none":
         image_bytes *= 2
     available = budget - _BASELINE_BYTES - image_bytes
-    per_row = width * (_BAND_BYTES_PER_PIXEL + 8 * _n_features(channels, config))
+    per_row = width * (_BAND_BYTES_PER_PIXEL + 8 * _n_features(shape, config))
     return int(min(height, max(_MIN_BAND_ROWS, available // per_row)))
-
-
-# ----------------------------------------------------------------- features
-def band_features(
-    image: np.ndarray,
-    start: int,
-    stop: int,
-    color_space: str,
-    position_weight: float,
-    stretch: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """Features of rows ``start:stop`` in whole-image coordinates, ((stop-start)*W, D) float32."""
-    height, width = image.shape[:2]
-    colour = features.color_features(features.stretch_to_unit(image[start:stop], stretch), color_space)
-    n_colour = colour.shape[2]
-    n_position = 2 if position_weight > 0 else 0
-    out = np.empty((stop - start, width, n_colour + n_position), dtype=np.float32)
-    out[:, :, :n_colour] = colour
-    del colour
-    if n_position:
-        scale = np.float32(features.FEATURE_SCALE * position_weight / max(height, width))
-        out[:, :, n_colour] = (np.arange(width, dtype=np.float32) + 0.5) * scale
-        out[:, :, n_colour + 1] = ((np.arange(start, stop, dtype=np.float32) + 0.5) * scale)[:, None]
-    return out.reshape((stop - start) * width, -1)
 
 
 # ------------------------------------------------------------------ writers
@@ -334,21 +320,20 @@ def segment_tiled(
     source: str | os.PathLike | None = None,
     kinds: tuple[str, ...] | None = None,
 ) -> TiledSegmentation:
-    """Segment a large image band by band and write its outputs without holding them in memory.
+    """Segment a large image as :func:`segment.segment_image` does, writing its outputs band by band.
 
     Parameters
     ----------
     image : (H, W[, C]) ndarray
         The decoded image (see :func:`segment.io.as_image`); not modified.
     config : SegmentConfig
-        Settings. Post-processing and smoothing are not applied (see Notes).
+        Settings.
     outdir : path-like
         Output directory (created if missing).
     stem : str
         File name stem of the outputs (as :func:`segment.save_segmentation`).
     model : GaussianMixture, optional
-        A fitted model to label with; otherwise one is fitted on a grid
-        sample of ``config.fit_sample`` pixels.
+        A fitted model to label with; otherwise one is fitted.
     budget : int
         Memory budget in bytes; sets the number of rows per band.
     source : path-like, optional
@@ -369,191 +354,185 @@ def segment_tiled(
 
     Notes
     -----
-    Features, labels and confidences of one band at a time are in memory,
-    besides the image. The label map equals the in-memory pipeline's for the
-    same settings when no post-processing is asked for. Morphology,
-    small-region merging, relabelling and the smoothing prior need the
-    whole label map and are skipped; ``summary["tiling"]`` lists them.
+    Besides the image, one band of full-resolution rows and the working
+    copy (``work_pixels``) are in memory. The label map is the in-memory
+    pipeline's, except for an image with transparent pixels and spatial
+    steps, or ``work_pixels=0``: those are labelled per pixel and
+    ``summary["tiling"]["skipped"]`` lists the steps left out.
     """
-    from segment import __version__
-    from segment.outputs import output_paths
-    from segment.pipeline import _numba_threads, _with_model_features, fit_model
-
-    cfg = _with_model_features(config, model) if model is not None else config
+    cfg = pipeline.config_for_model(config, model) if model is not None else config
     kinds = cfg.save if kinds is None else tuple(kinds)
-    timings: dict[str, float] = {}
-    start = clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
-    pixels = io.as_image(image)
-    pixels = preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
+    timer = pipeline.StageTimer()
+    pixels = pipeline.preprocess_image(io.as_image(image), cfg)
     height, width = pixels.shape[:2]
-    stretch = features.unit_range(pixels)
-    alpha = pixels[:, :, 3] if pixels.ndim == 3 and pixels.shape[2] == 4 else None
-    if alpha is not None and alpha.all():
-        alpha = None
-    lap("preprocess")
+    spec = FeatureSpec.for_image(pixels, cfg.color_space, cfg.position_weight)
+    transparent = pixels.ndim == 3 and pixels.shape[2] == 4 and not pixels[:, :, 3].all()
+    rows_per_band = band_rows(pixels.shape, pixels.dtype.itemsize, cfg, budget)
+    timer.lap("preprocess")
+    with pipeline.numba_threads(cfg.n_jobs):
+        bands = _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, source)
+        written = _write_bands(pixels, spec, cfg, bands, rows_per_band, outdir, stem, kinds, source)
+        timer.lap("label" if bands.skipped is not None else "upscale")
+    n_labels = int(np.count_nonzero(written.seen[1:]))
+    summary = build_summary(
+        source=None if source is None else str(source),
+        image_shape=pixels.shape,
+        image_dtype=pixels.dtype,
+        config=cfg,
+        model=bands.model,
+        n_labels=n_labels,
+        working_shape=bands.working_shape,
+        feature_names=spec.names,
+        components=bands.components if bands.components is not None else written.tally.components(bands.model),
+        timings=timer.total(),
+    )
+    summary["tiling"] = {
+        "rows_per_band": int(rows_per_band),
+        "bands": math.ceil(height / rows_per_band),
+        "budget_bytes": int(budget),
+        "skipped": bands.skipped or [],
+    }
+    summary["outputs"] = {kind: path.name for kind, path in written.paths.items()}
+    if "json" in written.paths:
+        io.write_json(written.paths["json"], summary, protect=written.protect)
+    return TiledSegmentation(
+        summary=summary,
+        paths=written.paths,
+        n_labels=n_labels,
+        n_components=int(bands.model.n_components),
+        shape=(height, width),
+        label_thumbnail=written.thumbnail,
+        timings=timer.timings,
+    )
 
-    with _numba_threads(cfg.n_jobs):
-        if model is None:
-            # "All pixels" (fit_sample=0) is not an option at this size: a million is plenty.
-            flat = fit_sample_indices((height, width), alpha, cfg.fit_sample or 1_000_000, cfg.seed)
-            if len(flat) == 0:
-                raise ValueError(f"{source or 'image'}: no opaque pixel to segment")
-            sample = features.sample_features(pixels, flat, cfg.color_space, cfg.position_weight, stretch)
-            n_colour = sample.shape[1] - (2 if cfg.position_weight > 0 else 0)
-            model = fit_model(sample, n_colour, cfg)
-            del sample, flat
-        lap("fit")
-        n_features = model.means_.shape[1]
-        n_colour = n_features - (2 if cfg.position_weight > 0 else 0)
-        rows_per_band = band_rows(pixels.shape, pixels.dtype.itemsize, cfg, budget)
-        outdir = Path(outdir)
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
-        paths = output_paths(outdir, stem, kinds, cfg.confidence_format)
-        protect = (Path(source),) if source is not None else ()
-        K = model.n_components
-        label_dtype = np.uint8 if K <= 255 else np.uint16
-        streams: dict[str, Any] = {}
-        try:
-            if "labels" in paths:
-                streams["labels"] = PngStream(paths["labels"], height, width, 1, label_dtype, protect)
-            if "color" in paths:
-                streams["color"] = PngStream(paths["color"], height, width, 3, np.uint8, protect)
-            if "overlay" in paths:
-                streams["overlay"] = PngStream(paths["overlay"], height, width, 3, np.uint8, protect)
-            if "confidence" in paths:
-                kind = NpyStream if cfg.confidence_format == "npy" else TiffStream
-                streams["confidence"] = kind(paths["confidence"], (height, width), np.float32, protect)
-            stats = _BandStatistics(K, height, width)
-            colours = render.palette(K + 1)
-            for row in range(0, height, rows_per_band):
-                stop = min(height, row + rows_per_band)
-                lookahead = min(height, stop + 1)  # one more row: boundaries look at the row below
-                labels, confidence = _label_band(pixels, row, lookahead, model, cfg, stretch, n_features)
-                if labels.shape[0] > stop - row:
-                    below, labels, confidence = labels[-1], labels[:-1], confidence[:-1]
-                else:
-                    below = None
-                display = render.display_rgb(features.stretch_to_unit(pixels[row:stop], stretch))
-                stats.add(row, labels, display)
-                if "labels" in streams:
-                    streams["labels"].write_rows(labels.astype(label_dtype))
-                if "color" in streams:
-                    streams["color"].write_rows(colours[labels])
-                if "overlay" in streams:
-                    edge = render.boundaries(labels if below is None else np.vstack([labels, below[None]]))
-                    display = display.copy() if not display.flags.writeable or display.base is not None else display
-                    display[edge[: stop - row]] = (255, 255, 0)
-                    streams["overlay"].write_rows(display)
-                if "confidence" in streams:
-                    streams["confidence"].write_rows(confidence)
-                del labels, confidence, display
-            lap("label")
-            for stream in streams.values():
-                stream.commit()
-            streams = {}
-        finally:
-            for stream in streams.values():
-                stream.abort()
 
-    names = features.feature_names(n_colour, cfg.color_space, cfg.position_weight)
+@dataclass
+class _Bands:
+    """Where the labels of each band come from, with what describes them."""
+
+    rows: Any  # rows(start, stop) -> (labels, confidence) of those rows
+    model: GaussianMixture
+    max_label: int
+    working_shape: tuple[int, int] | None = None
+    components: list[dict[str, Any]] | None = None  # None: tallied band by band
+    skipped: list[str] | None = None  # None: every stage ran
+
+
+def _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, source) -> _Bands:
+    """Run the whole-image stages and say how to label each band."""
+    height, width = pixels.shape[:2]
+    shared = model is not None
+    spatial = pipeline.has_spatial_steps(cfg, shared_model=shared)
+    work_shape = pipeline.working_shape((height, width), None, cfg, shared_model=shared)
+    if spatial and not transparent and cfg.work_pixels and work_shape is not None:
+        part = pipeline.segment_working_copy(pixels, spec, work_shape, cfg, model, timer.lap, rows_per_band)
+        refinement = upscale.prepare_refinement(part.regions, part.colours, pixels, spec, cfg.smoothing)
+
+        def refined(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            labels = upscale.refine_rows(refinement, pixels, spec, start, stop)
+            return labels, upscale.enlarge_rows(part.confidence, (height, width), start, stop)
+
+        return _Bands(refined, part.model, int(part.regions.max()), work_shape, part.components)
+    if spatial and not transparent and cfg.work_pixels:  # within work_pixels: whole, as in memory
+        part = pipeline.label_image(pixels, spec, None, cfg, model, timer.lap)
+        return _Bands(
+            lambda start, stop: (part.regions[start:stop], part.confidence[start:stop]),
+            part.model, int(part.regions.max()), None, part.components,
+        )
+    if model is None:
+        # "All pixels" (fit_sample=0) is not an option at this size: a million is plenty.
+        alpha = pixels[:, :, 3] if transparent else None
+        if alpha is not None and not alpha.any():
+            raise ValueError(f"{source or 'image'}: no opaque pixel to segment")
+        model = pipeline.fit_image_model(pixels, spec, alpha, cfg, sample_size=cfg.fit_sample or 1_000_000)
+    else:
+        pipeline.check_model_features(model, spec)
+    timer.lap("fit")
     skipped = [
         name
         for name, active in (
             ("morphology", cfg.opening_radius > 0 or cfg.closing_radius > 0),
-            ("merge_similar_regions", cfg.merge_cost > 0),
-            ("merge_small_regions", cfg.min_region_size(pixels.shape[0] * pixels.shape[1]) > 1 or cfg.hole_size > 1),
-            ("relabel", cfg.relabel),
+            ("merge_similar_regions", not shared and cfg.merge_cost > 0),
+            ("merge_small_regions", (cfg.min_size if shared else cfg.min_region_size(height * width)) > 1 or cfg.hole_size > 1),
+            ("relabel", not shared and cfg.relabel),
             ("smoothing", cfg.smoothing > 0),
         )
         if active
     ]
-    timings["total"] = time.perf_counter() - start
-    summary = {
-        "segment_version": __version__,
-        "input": {"path": None if source is None else str(source), "shape": list(pixels.shape), "dtype": str(pixels.dtype)},
-        "settings": cfg.to_dict(),
-        "n_components": int(K),
-        "n_labels": stats.n_labels,
-        "features": names,
-        "components": stats.components(model),
-        "log_likelihood": _finite_or_none(getattr(model, "lower_bound_", None)),
-        "iterations": int(getattr(model, "n_iter_", 0)),
-        "converged": bool(getattr(model, "converged_", False)),
-        "log_likelihood_history": [float(v) for v in getattr(model, "log_likelihood_history_", [])],
-        "timings": {k: round(v, 6) for k, v in timings.items()},
-        "tiling": {
-            "rows_per_band": int(rows_per_band),
-            "bands": math.ceil(height / rows_per_band),
-            "budget_bytes": int(budget),
-            "skipped": skipped,
-        },
-        "outputs": {kind: path.name for kind, path in paths.items()},
-    }
-    if "json" in paths:
-        io.write_json(paths["json"], summary, protect=protect)
-    return TiledSegmentation(
-        summary=summary,
-        paths=paths,
-        n_labels=stats.n_labels,
-        n_components=int(K),
-        shape=(height, width),
-        label_thumbnail=stats.thumbnail,
-        timings=timings,
-    )
+    return _Bands(lambda start, stop: _label_band(pixels, spec, model, start, stop), model, model.n_components, skipped=skipped)
 
 
-def fit_sample_indices(shape: tuple[int, int], alpha: np.ndarray | None, size: int, seed: int) -> np.ndarray:
-    """Raster indices of the pixels a model is fitted on, as :func:`segment.segment_image` picks them.
-
-    Parameters
-    ----------
-    shape : (H, W)
-    alpha : (H, W) ndarray or None
-        Alpha channel; transparent pixels are never picked.
-    size : int
-        About this many pixels on a jittered grid (:func:`segment.pipeline.grid_sample`);
-        0 takes every pixel.
-    seed : int
-        Seed of the jitter.
-
-    Returns
-    -------
-    (N,) int64 ndarray
-    """
-    from segment.pipeline import grid_sample
-
-    height, width = shape
-    if alpha is not None and alpha.all():
-        alpha = None
-    if size == 0:
-        return np.arange(height * width, dtype=np.int64) if alpha is None else np.flatnonzero(alpha)
-    rng = np.random.default_rng(seed)
-    if alpha is None:
-        return np.asarray(grid_sample(shape, None, size, rng), dtype=np.int64)
-    n_valid = int(np.count_nonzero(alpha))
-    if n_valid <= size:
-        return np.flatnonzero(alpha)
-    flat = np.asarray(grid_sample(shape, None, max(1, round(size * height * width / n_valid)), rng), dtype=np.int64)
-    return flat[alpha.reshape(-1)[flat] > 0]
+@dataclass
+class _Written:
+    paths: dict[str, Path]
+    protect: tuple[Path, ...]
+    seen: np.ndarray  # (max_label + 1,) bool: labels present
+    tally: ComponentTally
+    thumbnail: np.ndarray
 
 
-def _label_band(pixels, start, stop, model, cfg, stretch, n_features):
-    feats = band_features(pixels, start, stop, cfg.color_space, cfg.position_weight, stretch)
-    if feats.shape[1] != n_features:
-        raise ValueError(
-            f"the model expects {n_features} features but this image gives {feats.shape[1]} "
-            "(a greyscale image with a colour model, or the reverse?)"
-        )
+def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, kinds, source) -> _Written:
+    """Label band after band and stream each into the output files (all or none are written)."""
+    height, width = pixels.shape[:2]
+    outdir = Path(outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
+    paths = output_paths(outdir, stem, kinds, cfg.confidence_format)
+    protect = (Path(source),) if source is not None else ()
+    if bands.max_label > np.iinfo(np.uint16).max and "labels" in paths:
+        raise io.OutputError(f"{paths['labels']}: {bands.max_label} labels do not fit a 16-bit PNG; turn off relabel or raise min_size")
+    label_dtype = np.uint8 if bands.max_label <= 255 else np.uint16
+    seen = np.zeros(bands.max_label + 1, dtype=bool)
+    tally = ComponentTally(bands.model.n_components)
+    thumb_rows, thumb_cols = thumbnail_grid(height, width)
+    thumbnail = np.zeros((len(thumb_rows), len(thumb_cols)), dtype=np.int32)
+    colours = render.palette(bands.max_label + 1)
+    streams: dict[str, Any] = {}
+    try:
+        if "labels" in paths:
+            streams["labels"] = PngStream(paths["labels"], height, width, 1, label_dtype, protect)
+        for kind in ("color", "overlay"):
+            if kind in paths:
+                streams[kind] = PngStream(paths[kind], height, width, 3, np.uint8, protect)
+        if "confidence" in paths:
+            kind = NpyStream if cfg.confidence_format == "npy" else TiffStream
+            streams["confidence"] = kind(paths["confidence"], (height, width), np.float32, protect)
+        for start, stop in upscale.band_starts(height, rows_per_band):
+            lookahead = min(height, stop + 1)  # one more row: boundaries look at the row below
+            extended, confidence = bands.rows(start, lookahead)
+            labels, confidence = extended[: stop - start], confidence[: stop - start]
+            display = render.display_rgb(pixels[start:stop] if spec.stretch is None else spec.unit(pixels[start:stop]))
+            seen[np.flatnonzero(np.bincount(labels.ravel(), minlength=len(seen)))] = True
+            if bands.components is None:
+                tally.add(labels, display)
+            inside = (thumb_rows >= start) & (thumb_rows < stop)
+            thumbnail[inside] = labels[thumb_rows[inside] - start][:, thumb_cols]
+            if "labels" in streams:
+                streams["labels"].write_rows(labels.astype(label_dtype))
+            if "color" in streams:
+                streams["color"].write_rows(colours[labels])
+            if "overlay" in streams:
+                edge = render.boundaries(extended)[: stop - start]
+                display = display.copy() if not display.flags.writeable or display.base is not None else display
+                display[edge] = (255, 255, 0)
+                streams["overlay"].write_rows(display)
+            if "confidence" in streams:
+                streams["confidence"].write_rows(confidence)
+            del extended, labels, confidence, display
+        for stream in streams.values():
+            stream.commit()
+        streams = {}
+    finally:
+        for stream in streams.values():
+            stream.abort()
+    return _Written(paths, protect, seen, tally, thumbnail)
+
+
+def _label_band(pixels, spec: FeatureSpec, model: GaussianMixture, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mixture labels (0 where transparent) and confidences of rows ``start:stop``."""
+    feats = spec.band_features(pixels, start, stop)
     width = pixels.shape[1]
     labels = np.zeros((stop - start) * width, dtype=np.int32)
     confidence = np.zeros((stop - start) * width, dtype=np.float32)
@@ -568,46 +547,3 @@ def _label_band(pixels, start, stop, model, cfg, stretch, n_features):
         labels[:] = components + 1
         confidence[:] = conf
     return labels.reshape(stop - start, width), confidence.reshape(stop - start, width)
-
-
-class _BandStatistics:
-    """Per-component pixel counts and colour sums, and a label thumbnail, accumulated band by band."""
-
-    def __init__(self, n_components: int, height: int, width: int) -> None:
-        self.K = n_components
-        self.counts = np.zeros(n_components + 1, dtype=np.int64)
-        self.sums = np.zeros((n_components + 1, 3), dtype=np.float64)
-        self.rows, self.cols = thumbnail_grid(height, width)
-        self.thumbnail = np.zeros((len(self.rows), len(self.cols)), dtype=np.int32)
-
-    def add(self, start: int, labels: np.ndarray, display: np.ndarray) -> None:
-        flat = labels.ravel()
-        self.counts += np.bincount(flat, minlength=self.K + 1)
-        picture = display.reshape(-1, 3)
-        for c in range(3):
-            self.sums[:, c] += np.bincount(flat, weights=picture[:, c], minlength=self.K + 1)
-        inside = (self.rows >= start) & (self.rows < start + labels.shape[0])
-        self.thumbnail[inside] = labels[self.rows[inside] - start][:, self.cols]
-
-    @property
-    def n_labels(self) -> int:
-        return int(np.count_nonzero(self.counts[1:]))
-
-    def components(self, model: GaussianMixture) -> list[dict[str, Any]]:
-        stats = []
-        for k in range(self.K):
-            n = int(self.counts[k + 1])
-            stats.append(
-                {
-                    "label": k + 1,
-                    "weight": float(model.weights_[k]),
-                    "mean_features": [float(v) for v in model.means_[k]],
-                    "pixel_count": n,
-                    "mean_rgb": [round(float(v), 2) for v in self.sums[k + 1] / n] if n else None,
-                }
-            )
-        return stats
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None

@@ -11,9 +11,16 @@ known at that size. :func:`refine_labels` brings the labels back:
    that distance; a label is scored by the likelihood of the pixel's colour
    under a Gaussian of that region's colours, plus the same Potts prior as
    the smoothing among the pixel's full-resolution neighbours. Iterated
-   conditional modes in four interleaved phases, as in
-   :mod:`segment.smoothing`, so the result does not depend on the number of
-   threads.
+   conditional modes with the ICM kernel of :mod:`segment.smoothing` (each
+   pixel's options are the nearby labels), so the result does not depend on
+   the number of threads.
+
+Both steps work on bands of rows (:func:`refine_rows`), each labelled in a
+window that reaches ``MARGIN`` rows further: ICM moves a label change by at
+most one row per phase, so a band's labels equal those of the whole image
+labelled at once, and a huge scan can be refined band by band within a
+memory budget. :func:`working_copy` makes the downscaled copy band by band
+as well.
 
 The colour Gaussians are estimated from a grid sample of full-resolution
 pixels away from the boundaries: the mixture fitted on the working copy
@@ -28,19 +35,23 @@ their number come from the working copy.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
-from segment import features, smoothing
-from segment.smoothing import neighbour_changed_since
+from segment import sampling, smoothing
+from segment.features import FeatureSpec
 
 # Working pixels on either side of a label change whose full-resolution pixels are relabelled.
 BAND_RADIUS = 2
 # The boundaries settle within a few sweeps; later sweeps only creep along near-ties (<0.1 % of the band).
 MAX_SWEEPS = 8
-# Columns per cell of the record of where labels changed (pixels with no change nearby are skipped).
-SEGMENT = 32
+# Rows a band's window reaches beyond it: more than one row per ICM phase of MAX_SWEEPS sweeps.
+MARGIN = 4 * MAX_SWEEPS + 2
+# Full-resolution pixels per band when the whole image is refined in memory.
+BAND_PIXELS = 4_000_000
 # Full-resolution pixels sampled (on a grid) to estimate each region's colour Gaussian.
 COLOUR_SAMPLE = 200_000
 # Fewer sampled pixels than this away from the boundaries: the region's pixels near them are used too.
@@ -68,15 +79,122 @@ def cell_sizes(full: int, work: int) -> np.ndarray:
     return np.bincount(nearest_cells(full, work), minlength=work)
 
 
-# ----------------------------------------------------------------- kernels
+def band_starts(height: int, rows_per_band: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive bands of ``rows_per_band`` rows covering ``height`` rows."""
+    rows_per_band = max(1, rows_per_band)
+    for start in range(0, height, rows_per_band):
+        yield start, min(height, start + rows_per_band)
+
+
+# ------------------------------------------------------------ working copy
+def _area_weights(full: int, work: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area weights of ``full`` cells on ``work`` cells, in units of 1 / work.
+
+    Working cell j covers full cells [j full / work, (j + 1) full / work);
+    full cell i falls in working cell ``first[i]`` with weight ``weight[i]``
+    and in the next one with ``work - weight[i]``. Integers, so sums are exact.
+    """
+    i = np.arange(full, dtype=np.int64)
+    first = i * work // full
+    weight = np.minimum(work, (first + 1) * full - i * work)
+    return first, weight
+
+
 @njit(parallel=True, cache=True)
-def _upsample_nearest(labels, row_of, col_of, out):
-    for y in prange(out.shape[0]):
-        source = labels[row_of[y]]
-        for x in range(out.shape[1]):
-            out[y, x] = source[col_of[x]]
+def _area_accumulate(block, start, row_first, row_weight, col_first, col_weight, units, acc):
+    """Add the area-weighted values of full rows ``start:start + len(block)`` to their working rows.
+
+    ``block`` (rows, W, C) float32; ``units`` = (h, w), the denominators of
+    the weights (:func:`_area_weights`); ``acc`` (h, w, C) float64, updated in
+    place. Each working row is summed by one thread over its full rows in
+    order, so the sums do not depend on how the rows are split into blocks.
+    """
+    rows, W, C = block.shape
+    h = acc.shape[0]
+    stop = start + rows
+    low = row_first[start]
+    high = min(row_first[stop - 1] + 1, h - 1)
+    for j in prange(low, high + 1):
+        for y in range(start, stop):
+            if row_first[y] == j:
+                wy = row_weight[y]
+            elif row_first[y] + 1 == j:
+                wy = units[0] - row_weight[y]
+            else:
+                continue
+            if wy == 0:
+                continue
+            for x in range(W):
+                k = col_first[x]
+                wx = col_weight[x]
+                for c in range(C):
+                    acc[j, k, c] += wy * wx * np.float64(block[y - start, x, c])
+                rest = units[1] - wx
+                if rest > 0:
+                    for c in range(C):
+                        acc[j, k + 1, c] += wy * rest * np.float64(block[y - start, x, c])
 
 
+def working_copy(image: np.ndarray, spec: FeatureSpec, shape: tuple[int, int], rows_per_band: int | None = None) -> np.ndarray:
+    """The image's feature bands, area-averaged down to ``shape``, made band by band.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) ndarray
+        The full-resolution image.
+    spec : FeatureSpec
+        Its feature spec; the copy holds :meth:`FeatureSpec.unit` values.
+    shape : (h, w)
+        Size of the copy, at most (H, W).
+    rows_per_band : int, optional
+        Full rows converted at a time (all by default); the result is the
+        same for any value.
+
+    Returns
+    -------
+    (h, w[, n_bands]) float32 ndarray
+        Values in [0, 1], rounded to the levels of an integer image;
+        :meth:`FeatureSpec.for_working_copy` describes it.
+    """
+    H, W = image.shape[:2]
+    h, w = shape
+    row_first, row_weight = _area_weights(H, h)
+    col_first, col_weight = _area_weights(W, w)
+    acc = np.zeros((h, w, spec.n_bands), dtype=np.float64)
+    for start, stop in band_starts(H, rows_per_band or H):
+        unit = np.ascontiguousarray(spec.unit(image[start:stop]), dtype=np.float32).reshape(stop - start, W, -1)
+        _area_accumulate(unit, start, row_first, row_weight, col_first, col_weight, np.array([h, w]), acc)
+    acc /= float(H) * float(W)  # every working pixel's weights sum to (H / h * h) * (W / w * w)
+    if image.dtype.kind == "u":
+        # Back to the image's own levels, as an integer resize gives: the fit and the
+        # region merging downstream were tuned on such copies and are sensitive to it.
+        levels = float(np.iinfo(image.dtype).max)
+        acc = np.round(acc * levels) / levels
+    copy = acc.astype(np.float32)
+    return copy[:, :, 0] if spec.n_bands == 1 else copy
+
+
+def enlarge_rows(small: np.ndarray, shape: tuple[int, int], start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``small`` (h, w) enlarged to ``shape`` by bilinear interpolation, float32.
+
+    Pixel centres are aligned (as OpenCV's INTER_LINEAR), edges clamped.
+    """
+    H, W = shape
+    h, w = small.shape
+
+    def taps(full: int, work: int, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        position = np.clip((index + 0.5) * (work / full) - 0.5, 0, work - 1)
+        low = np.floor(position).astype(np.int64)
+        return low, np.minimum(low + 1, work - 1), (position - low).astype(np.float32)
+
+    y0, y1, fy = taps(H, h, np.arange(start, stop))
+    x0, x1, fx = taps(W, w, np.arange(W))
+    small = small.astype(np.float32, copy=False)
+    rows = small[y0] * (1 - fy)[:, None] + small[y1] * fy[:, None]
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
+
+
+# ----------------------------------------------------------------- kernels
 @njit(cache=True)
 def _window_labels(labels, y, x, radius, found):
     """Distinct labels within ``radius`` of working pixel (y, x), written to ``found``; returns how many."""
@@ -158,38 +276,6 @@ def _band_cells(labels, radius):
     return cell_row, candidates
 
 
-@njit(cache=True)
-def _band_pixels(cell_row, row_of, col_of, py, px):
-    """Full-resolution band pixels (y % 2 == py, x % 2 == px) in raster order.
-
-    Returns their flat indices, their cells' rows in the candidate table,
-    and ``row_start``: pixels ``row_start[r]:row_start[r + 1]`` are in image
-    row ``py + 2 r``.
-    """
-    W = col_of.shape[0]
-    n_rows = (row_of.shape[0] - py + 1) // 2
-    row_start = np.zeros(n_rows + 1, dtype=np.int64)
-    for r in range(n_rows):
-        cells = cell_row[row_of[py + 2 * r]]
-        count = 0
-        for x in range(px, W, 2):
-            if cells[col_of[x]] >= 0:
-                count += 1
-        row_start[r + 1] = row_start[r] + count
-    flat = np.empty(row_start[n_rows], dtype=np.int64)
-    rows = np.empty(row_start[n_rows], dtype=np.int32)
-    i = 0
-    for r in range(n_rows):
-        y = py + 2 * r
-        cells = cell_row[row_of[y]]
-        for x in range(px, W, 2):
-            if cells[col_of[x]] >= 0:
-                flat[i] = y * W + x
-                rows[i] = cells[col_of[x]]
-                i += 1
-    return flat, rows, row_start
-
-
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _candidate_scores(colours, cell, candidates, means, precisions, log_norms, out):
     """Gaussian log-density of each pixel's colour under each candidate region (-inf for padding).
@@ -211,66 +297,6 @@ def _candidate_scores(colours, cell, candidates, means, precisions, log_norms, o
                 for b in range(C):
                     quadratic += da * precisions[r, a, b] * (colours[i, b] - means[r, b])
             out[i, j] = log_norms[r] - 0.5 * quadratic
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _refine_phase(labels, flat, cell, row_start, py, candidates, scores, edge, diagonal, changed, step):
-    """ICM update of one phase's band pixels (never neighbours of each other); returns the number changed.
-
-    ``changed[y, s]`` is the last step at which a label changed in row y,
-    columns ``s * SEGMENT`` to ``(s + 1) * SEGMENT - 1`` (-1: never); pixels
-    whose surroundings saw no change since this phase's previous turn
-    (``step - 4``) are skipped, as ICM would change nothing there.
-    """
-    H, W = labels.shape
-    C = candidates.shape[1]
-    n_rows = row_start.shape[0] - 1
-    n_changed = np.zeros(n_rows, dtype=np.int64)
-    for r in prange(n_rows):
-        y = py + 2 * r
-        agreement = np.empty(C, dtype=np.float32)
-        segment = -1
-        active = True
-        for i in range(row_start[r], row_start[r + 1]):
-            x = flat[i] - y * W
-            if x // SEGMENT != segment:
-                segment = x // SEGMENT
-                active = step < 4 or neighbour_changed_since(changed, y, segment, step - 4)
-            if not active:
-                continue
-            options = candidates[cell[i]]
-            agreement[:] = 0.0
-            for dy in range(-1, 2):
-                ny = y + dy
-                if ny < 0 or ny >= H:
-                    continue
-                for dx in range(-1, 2):
-                    nx = x + dx
-                    if (dy == 0 and dx == 0) or nx < 0 or nx >= W:
-                        continue
-                    neighbour = labels[ny, nx]
-                    for j in range(C):
-                        if options[j] == neighbour:
-                            agreement[j] += diagonal if dy != 0 and dx != 0 else edge
-                            break
-            current = labels[y, x]
-            best = current
-            best_score = -np.inf
-            for j in range(C):
-                if options[j] == current:
-                    best_score = scores[i, j] + agreement[j]
-            for j in range(C):
-                label = options[j]
-                if label == 0 or label == current:
-                    continue
-                score = scores[i, j] + agreement[j]
-                if score > best_score:
-                    best, best_score = label, score
-            if best != current:
-                labels[y, x] = best
-                n_changed[r] += 1
-                changed[y, x // SEGMENT] = step
-    return n_changed.sum()
 
 
 # --------------------------------------------------------------- wrappers
@@ -321,23 +347,23 @@ def region_colour_models(
     return means, precisions, log_norms
 
 
-def _grid_pixels(height: int, width: int, size: int) -> np.ndarray:
-    """Flat indices of about ``size`` pixels on a regular grid."""
-    step = max(1, math.floor(math.sqrt(height * width / size)))
-    rows = np.arange(step // 2, height, step)
-    cols = np.arange(step // 2, width, step)
-    return (rows[:, None] * width + cols[None, :]).ravel()
+@dataclass(frozen=True)
+class Refinement:
+    """What :func:`refine_rows` needs for every band of one image (from :func:`prepare_refinement`)."""
+
+    regions: np.ndarray  # (h, w) int32 final labels of the working copy
+    row_of: np.ndarray  # working row of each full row
+    col_of: np.ndarray  # working column of each full column
+    cell_row: np.ndarray  # (h, w) row in ``candidates`` of each working pixel near a label change, else -1
+    candidates: np.ndarray  # (Mc, C) labels within BAND_RADIUS of those pixels, 0-padded
+    means: np.ndarray
+    precisions: np.ndarray
+    log_norms: np.ndarray
+    beta: float
 
 
-def refine_labels(
-    regions: np.ndarray,
-    work_colours: np.ndarray,
-    image: np.ndarray,
-    color_space: str,
-    beta: float,
-    stretch: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """Full-resolution labels of ``image`` from the labels of its working copy.
+def prepare_refinement(regions: np.ndarray, work_colours: np.ndarray, image: np.ndarray, spec: FeatureSpec, beta: float) -> Refinement:
+    """Find the working pixels near a label change and estimate each region's colour Gaussian.
 
     Parameters
     ----------
@@ -348,32 +374,23 @@ def refine_labels(
         be sampled at full resolution).
     image : (H, W[, C]) ndarray
         The full-resolution image.
-    color_space : str
-        Colour features to compare (those of ``work_colours``).
+    spec : FeatureSpec
+        Its feature spec (colour columns only are used).
     beta : float
         Potts prior strength among full-resolution neighbours (0: the
         colour likelihood alone decides).
-    stretch : (low, high), optional
-        Whole-image float stretch (:func:`segment.features.unit_range`).
-
-    Returns
-    -------
-    (H, W) int32 ndarray
     """
     H, W = image.shape[:2]
     h, w = regions.shape
     regions = np.ascontiguousarray(regions, dtype=np.int32)
     row_of, col_of = nearest_cells(H, h), nearest_cells(W, w)
-    labels = np.empty((H, W), dtype=np.int32)
-    _upsample_nearest(regions, row_of, col_of, labels)
     cell_row, candidates = _band_cells(regions, BAND_RADIUS)
-    if len(candidates) == 0:
-        return labels
     n_regions = int(regions.max()) + 1
-    sample = _grid_pixels(H, W, COLOUR_SAMPLE)
-    sample_regions = labels.ravel()[sample]
-    colours = features.sample_features(image, sample, color_space, 0.0, stretch)
-    tier = (cell_row[row_of[sample // W], col_of[sample % W]] >= 0).astype(np.int8)  # 1: near a boundary
+    sample = sampling.grid_pixels((H, W), COLOUR_SAMPLE)
+    sample_cells = row_of[sample // W], col_of[sample % W]
+    sample_regions = regions[sample_cells]
+    colours = spec.pixel_colours(image, sample)
+    tier = (cell_row[sample_cells] >= 0).astype(np.int8)  # 1: near a boundary
     unsampled = np.bincount(sample_regions, minlength=n_regions) < MIN_REGION_SAMPLE
     if unsampled[1:].any():  # regions too small for the grid: add their working pixels
         extra = np.flatnonzero(unsampled[regions.ravel()])
@@ -381,23 +398,64 @@ def refine_labels(
         sample_regions = np.concatenate([sample_regions, regions.ravel()[extra]])
         tier = np.concatenate([tier, np.full(len(extra), 2, np.int8)])
     means, precisions, log_norms = region_colour_models(colours, sample_regions, n_regions, tier)
-    edge, diagonal = smoothing.neighbour_weights(beta)
-    phases = []
-    for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        flat, cell, row_start = _band_pixels(cell_row, row_of, col_of, py, px)
-        scores = np.empty((len(flat), candidates.shape[1]), dtype=np.float32)
-        for start in range(0, len(flat), CHUNK):
-            part = slice(start, start + CHUNK)
-            colours = features.sample_features(image, flat[part], color_space, 0.0, stretch)
-            _candidate_scores(colours, cell[part], candidates, means, precisions, log_norms, scores[part])
-        phases.append((py, flat, cell, row_start, scores))
-    changed_at = np.full((H, (W + SEGMENT - 1) // SEGMENT), -1, dtype=np.int32)
-    step = 0
-    for _ in range(MAX_SWEEPS):
-        changed = 0
-        for py, flat, cell, row_start, scores in phases:
-            changed += int(_refine_phase(labels, flat, cell, row_start, py, candidates, scores, edge, diagonal, changed_at, step))
-            step += 1
-        if changed == 0:
-            break
+    return Refinement(regions, row_of, col_of, cell_row, candidates, means, precisions, log_norms, beta)
+
+
+def refine_rows(refinement: Refinement, image: np.ndarray, spec: FeatureSpec, start: int, stop: int) -> np.ndarray:
+    """Full-resolution labels of rows ``start:stop``, (stop - start, W) int32.
+
+    The rows are labelled in a window ``MARGIN`` rows larger on each side
+    (starting on an even row, so that its ICM phases are the whole image's),
+    which makes them equal to those of :func:`refine_labels` on the whole image.
+    """
+    W = image.shape[1]
+    r = refinement
+    top = max(0, start - MARGIN) // 2 * 2
+    bottom = min(image.shape[0], stop + MARGIN)
+    labels = np.ascontiguousarray(r.regions[r.row_of[top:bottom]][:, r.col_of])
+    if len(r.candidates) == 0:
+        return labels[start - top : stop - top]
+    cells = r.cell_row[r.row_of[top:bottom]][:, r.col_of]
+    flat = np.flatnonzero(cells >= 0)
+    candidate = np.full(labels.shape, -1, dtype=np.int32)
+    candidate.reshape(-1)[flat] = np.arange(len(flat), dtype=np.int32)
+    option_row = np.ascontiguousarray(cells.reshape(-1)[flat])
+    del cells
+    scores = np.empty((len(flat), r.candidates.shape[1]), dtype=np.float32)
+    for first in range(0, len(flat), CHUNK):
+        part = slice(first, first + CHUNK)
+        colours = spec.pixel_colours(image, top * W + flat[part])
+        _candidate_scores(colours, option_row[part], r.candidates, r.means, r.precisions, r.log_norms, scores[part])
+    smoothing.run_icm(labels, candidate, scores, r.beta, MAX_SWEEPS, r.candidates, option_row)
+    return labels[start - top : stop - top]
+
+
+def refine_labels(
+    regions: np.ndarray,
+    work_colours: np.ndarray,
+    image: np.ndarray,
+    spec: FeatureSpec,
+    beta: float,
+    rows_per_band: int | None = None,
+) -> np.ndarray:
+    """Full-resolution labels of ``image`` from the labels of its working copy.
+
+    Parameters
+    ----------
+    regions, work_colours, image, spec, beta
+        As :func:`prepare_refinement`.
+    rows_per_band : int, optional
+        Rows refined at a time (about ``BAND_PIXELS`` pixels by default);
+        the result is the same for any value.
+
+    Returns
+    -------
+    (H, W) int32 ndarray
+    """
+    H, W = image.shape[:2]
+    refinement = prepare_refinement(regions, work_colours, image, spec, beta)
+    rows_per_band = rows_per_band or max(2 * MARGIN, BAND_PIXELS // W)
+    labels = np.empty((H, W), dtype=np.int32)
+    for start, stop in band_starts(H, rows_per_band):
+        labels[start:stop] = refine_rows(refinement, image, spec, start, stop)
     return labels

@@ -269,8 +269,11 @@ def test_tiled_labelling_equals_the_in_memory_pipeline(tmp_path):
         np.load(tmp_path / "memory" / "scene_confidence.npy"), np.load(tmp_path / "banded" / "scene_confidence.npy")
     )
     assert memory.summary["components"] == banded.summary["components"]
-    skipped = segment_file(path, tmp_path / "post", cfg.replace(max_memory="16M", min_size=20, relabel=True))
-    assert skipped.summary["tiling"]["skipped"] == ["merge_small_regions", "relabel"]
+    post = cfg.replace(min_size=20, relabel=True)
+    banded_post = segment_file(path, tmp_path / "post", post.replace(max_memory="16M"))
+    assert banded_post.tiled and banded_post.summary["tiling"]["skipped"] == []  # every stage runs (segment.tiles)
+    memory_post = segment_file(path, tmp_path / "memory_post", post)
+    assert banded_post.summary["n_labels"] == memory_post.summary["n_labels"]
 
 
 @pytest.mark.parametrize(("channels", "dtype"), [(1, np.uint8), (1, np.uint16), (3, np.uint8), (3, np.uint16)])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segment.features import color_features, feature_names, pixel_features, to_unit_float
+from segment.features import FeatureSpec, color_features, pixel_features, to_unit_float
 
 
 def test_shape_dtype_layout(quadrants):
@@ -52,7 +52,56 @@ def test_unit_float_stretches_out_of_range_floats_only():
     assert to_unit_float(np.array([[10.0, 30.0]], np.float32)).tolist() == [[0.0, 1.0]]
 
 
-def test_feature_names():
-    assert feature_names(3, "lab", 1) == ["L", "a", "b", "x", "y"]
-    assert feature_names(1, "lab", 0) == ["I"]
+def test_feature_names_and_counts():
+    colour = FeatureSpec.for_image(np.zeros((4, 5, 3), np.uint8), "lab", 1)
+    assert colour.names == ["L", "a", "b", "x", "y"] and (colour.n_colour, colour.n_features) == (3, 5)
+    grey = FeatureSpec.for_image(np.zeros((4, 5), np.uint16), "lab", 0)
+    assert grey.names == ["I"] and (grey.n_colour, grey.n_features) == (1, 1)
+    rgba_gray = FeatureSpec.for_image(np.zeros((4, 5, 4), np.uint8), "gray", 0.5)
+    assert rgba_gray.names == ["I", "x", "y"] and rgba_gray.n_bands == 3
+
+
+def _images():
+    rng = np.random.default_rng(3)
+    return {
+        "rgb8": rng.integers(0, 256, (37, 29, 3)).astype(np.uint8),
+        "rgba16": rng.integers(0, 65536, (37, 29, 4)).astype(np.uint16),
+        "grey_float": (rng.normal(0, 40, (37, 29)) + 7).astype(np.float32),
+        "five_bands": rng.random((37, 29, 5)).astype(np.float32) * 3,
+    }
+
+
+@pytest.mark.parametrize("name", ["rgb8", "rgba16", "grey_float", "five_bands"])
+@pytest.mark.parametrize(("color_space", "weight"), [("lab", 0.5), ("hsv", 1.0), ("rgb", 0.0), ("gray", 2.0)])
+def test_whole_image_pixels_and_bands_are_bit_identical(name, color_space, weight):
+    image = _images()[name]
+    alpha = False if name == "five_bands" else None
+    spec = FeatureSpec.for_image(image, color_space, weight, alpha=alpha)
+    whole = spec.image_features(image)
+    assert whole.shape == (37 * 29, spec.n_features) and whole.dtype == np.float32
+    picked = np.random.default_rng(0).choice(37 * 29, 200, replace=False)
+    np.testing.assert_array_equal(spec.pixel_features(image, picked), whole[picked])
+    bands = np.concatenate([spec.band_features(image, start, min(37, start + 8)) for start in range(0, 37, 8)])
+    np.testing.assert_array_equal(bands, whole)
+
+
+def test_any_number_of_bands_is_scaled_like_colour():
+    image = np.zeros((2, 3, 5), np.float32)
+    image[..., 4] = 2.0  # outside [0, 1]: every band is stretched by the same whole-image range
+    image[0, 0, 1] = 1.0
+    spec = FeatureSpec.for_image(image, "lab", 0, alpha=False)
+    assert spec.n_colour == 5 and spec.names == ["band1", "band2", "band3", "band4", "band5"]
+    feats = spec.image_features(image)
+    assert feats[0].tolist() == [0.0, 50.0, 0.0, 0.0, 100.0]
+    with_alpha = FeatureSpec.for_image(np.zeros((2, 3, 4), np.uint8), "lab", 0)
+    assert with_alpha.n_bands == 3  # four channels are RGBA unless told otherwise
+
+
+def test_bands_of_a_float_image_share_the_whole_image_stretch():
+    image = np.linspace(-5, 20, 40 * 10, dtype=np.float32).reshape(40, 10)
+    spec = FeatureSpec.for_image(image, "lab", 0)
+    top = spec.band_features(image, 0, 4)
+    assert top.min() == pytest.approx(0) and top.max() < 10  # not stretched to the band's own range
+    with pytest.raises(ValueError, match="does not match"):
+        spec.image_features(image[:20])
 

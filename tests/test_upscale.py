@@ -61,11 +61,11 @@ def test_boundaries_are_placed_at_full_resolution(curved_scene):
 
 def _working_labels(image: np.ndarray, result) -> np.ndarray:
     """The final labels of the working copy, as the pipeline computed them before enlarging."""
-    from segment import pipeline, preprocess
+    from segment import pipeline
+    from segment.features import FeatureSpec
 
-    work = preprocess.resize_area(image, result.working_shape)
-    cfg = pipeline._working_config(result.config, result.working_shape, image.shape[:2])
-    return pipeline._label_image(work, None, cfg, None, lambda stage: None).regions
+    spec = FeatureSpec.for_image(image, result.config.color_space, result.config.position_weight)
+    return pipeline.segment_working_copy(image, spec, result.working_shape, result.config, None, lambda stage: None).regions
 
 
 def test_small_images_and_zero_stay_at_full_resolution(curved_scene):
@@ -120,3 +120,47 @@ def test_greyscale_16_bit_and_float_images_give_the_same_regions(curved_scene):
     for result in results:
         assert mislabelled_fraction(result.labels, truth) < 0.002
         assert np.mean(result.labels == results[0].labels) > 0.999
+
+
+def test_working_copy_is_the_area_average_whatever_the_bands(curved_scene):
+    import cv2
+
+    from segment.features import FeatureSpec
+
+    image, _ = curved_scene
+    spec = FeatureSpec.for_image(image, "lab", 0.5)
+    whole = upscale.working_copy(image, spec, (150, 200))  # 6 x 6 blocks
+    means = image.reshape(150, 6, 200, 6, 3).astype(np.float64).mean(axis=(1, 3))
+    levels = whole.astype(np.float64) * 255  # the block means, rounded to the image's own levels
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
+    assert np.abs(levels - means).max() <= 0.5 + 1e-4
+    np.testing.assert_array_equal(upscale.working_copy(image, spec, (150, 200), rows_per_band=37), whole)
+    odd = upscale.working_copy(image, spec, (333, 451), rows_per_band=100)  # fractional cells
+    reference = cv2.resize(image, (451, 333), interpolation=cv2.INTER_AREA)
+    assert np.mean(np.round(odd * 255) == reference) > 0.999  # OpenCV's integer resize, to its rounding
+    floats = image.astype(np.float32) * 3.5
+    exact = upscale.working_copy(floats, FeatureSpec.for_image(floats), (333, 451))
+    unit = (floats - floats.min()) / (floats.max() - floats.min())
+    np.testing.assert_allclose(exact, cv2.resize(unit, (451, 333), interpolation=cv2.INTER_AREA), atol=1e-5)
+
+
+def test_refined_bands_equal_the_whole_image_refined_at_once(curved_scene):
+    from segment import pipeline
+    from segment.features import FeatureSpec
+
+    image, _ = curved_scene
+    spec = FeatureSpec.for_image(image, "lab", 0.5)
+    cfg = segment_image(image[:8, :8]).config
+    part = pipeline.segment_working_copy(image, spec, (173, 231), cfg, None, lambda stage: None)
+    whole = upscale.refine_labels(part.regions, part.colours, image, spec, 2.0, rows_per_band=HEIGHT)
+    for rows in (41, 2 * upscale.MARGIN + 1):
+        np.testing.assert_array_equal(upscale.refine_labels(part.regions, part.colours, image, spec, 2.0, rows_per_band=rows), whole)
+    assert (whole != part.regions[np.ix_(upscale.nearest_cells(HEIGHT, 173), upscale.nearest_cells(WIDTH, 231))]).any()
+
+
+def test_enlarged_confidence_matches_bilinear_resizing():
+    import cv2
+
+    small = np.random.default_rng(0).random((30, 40)).astype(np.float32)
+    rows = np.concatenate([upscale.enlarge_rows(small, (95, 130), start, min(95, start + 20)) for start in range(0, 95, 20)])
+    np.testing.assert_allclose(rows, cv2.resize(small, (130, 95), interpolation=cv2.INTER_LINEAR), atol=1e-4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from segment.sampling import random_rows
+
 # k-means++ is O(N K D); seeding on a random subset of this size is as good
 # for EM and keeps initialisation negligible next to the fit.
 SEEDING_SAMPLE = 20_000
@@ -206,9 +208,7 @@ def hard_assignment(X: np.ndarray, centres: np.ndarray, rng: np.random.Generator
 
 
 def _subsample(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if len(X) <= SEEDING_SAMPLE:
-        return X
-    return X[np.sort(rng.choice(len(X), size=SEEDING_SAMPLE, replace=False))]
+    return X[random_rows(len(X), SEEDING_SAMPLE, rng)]
 
 
 INITIALISERS = {

@@ -1,0 +1,217 @@
+"""A segmentation's result: the labels and what describes them (summary, component statistics).
+
+One builder of the JSON summary and one tally of component statistics serve
+every path, in memory (:class:`Segmentation`) or band by band
+(:func:`segment.tiles.segment_tiled`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segment import outputs, render
+from segment.config import AUTO, SegmentConfig
+from segment.gmm import GaussianMixture
+from segment.postprocess import BACKGROUND
+
+
+class ComponentTally:
+    """Pixel counts and display-colour sums per component label, accumulated block by block.
+
+    Parameters
+    ----------
+    n_components : int
+        Labels are 0 (background) .. K.
+    """
+
+    def __init__(self, n_components: int) -> None:
+        self.n_components = n_components
+        self.counts = np.zeros(n_components + 1, dtype=np.float64)
+        self.sums = np.zeros((n_components + 1, 3), dtype=np.float64)
+
+    def add(self, labels: np.ndarray, picture: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Count the pixels of ``labels`` (h, w) with their ``picture`` (h, w, 3) colours.
+
+        ``weights`` (h, w) says how many original pixels each stands for
+        (pixels of a working copy); None counts one each.
+        """
+        flat = labels.ravel()
+        size = self.n_components + 1
+        colours = picture.reshape(-1, 3).astype(np.float64)
+        if weights is not None:
+            weights = weights.ravel().astype(np.float64)
+            colours *= weights[:, None]
+        self.counts += np.bincount(flat, weights=weights, minlength=size)
+        for c in range(3):
+            self.sums[:, c] += np.bincount(flat, weights=colours[:, c], minlength=size)
+
+    @property
+    def n_present(self) -> int:
+        """Number of component labels with at least one pixel."""
+        return int(np.count_nonzero(self.counts[1:]))
+
+    def components(self, model: GaussianMixture | None) -> list[dict[str, Any]]:
+        """Per component: label, weight, mean feature vector, pixel count and mean display colour."""
+        if model is None:
+            return []
+        stats = []
+        for k in range(model.n_components):
+            n = int(round(self.counts[k + 1]))
+            stats.append(
+                {
+                    "label": k + 1,
+                    "weight": float(model.weights_[k]),
+                    "mean_features": [float(v) for v in model.means_[k]],
+                    "pixel_count": n,
+                    "mean_rgb": [round(float(v), 2) for v in self.sums[k + 1] / n] if n else None,
+                }
+            )
+        return stats
+
+
+def component_statistics(
+    image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None, pixel_weights: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """Per component statistics of ``labels`` over ``image`` (see :class:`ComponentTally`)."""
+    if model is None:
+        return []
+    tally = ComponentTally(model.n_components)
+    tally.add(labels, render.display_rgb(image), pixel_weights)
+    return tally.components(model)
+
+
+def build_summary(
+    *,
+    source: str | None,
+    image_shape: tuple[int, ...],
+    image_dtype: np.dtype,
+    config: SegmentConfig,
+    model: GaussianMixture | None,
+    n_labels: int,
+    working_shape: tuple[int, int] | None,
+    feature_names: list[str],
+    components: list[dict[str, Any]],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The JSON summary of a segmentation: input, settings, components, fit, timings."""
+    from segment import __version__
+
+    summary = {
+        "segment_version": __version__,
+        "input": {"path": source, "shape": list(image_shape), "dtype": str(np.dtype(image_dtype))},
+        "settings": config.to_dict(),
+        "n_components": int(model.n_components) if model is not None else 0,
+        "n_labels": int(n_labels),
+        "working_shape": list(working_shape) if working_shape else None,
+    }
+    bic = getattr(model, "metadata_", {}).get("auto_bic") if model is not None else None
+    if bic and config.n_components == AUTO:
+        summary["auto_components"] = {"criterion": "BIC on the fit sample", "bic": bic}
+    summary.update(
+        {
+            "features": list(feature_names),
+            "components": components,
+            "log_likelihood": finite_or_none(getattr(model, "lower_bound_", None)),
+            "iterations": int(getattr(model, "n_iter_", 0)),
+            "converged": bool(getattr(model, "converged_", False)),
+            "log_likelihood_history": [float(v) for v in getattr(model, "log_likelihood_history_", [])],
+            "timings": {k: round(v, 6) for k, v in timings.items()},
+        }
+    )
+    return summary
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is missing or not finite (JSON has no inf)."""
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+@dataclass
+class Segmentation:
+    """The result of :func:`segment.segment_image`.
+
+    Attributes
+    ----------
+    labels : (H, W) int32 ndarray
+        Label of every pixel: mixture components 1..K in a deterministic order
+        (by mean feature, luminance first), or connected regions 1..R with
+        ``relabel``; 0 marks transparent pixels that took no part. Images
+        above ``work_pixels`` are segmented on a downscaled working copy and
+        their boundaries placed at full resolution (:mod:`segment.upscale`).
+    model : GaussianMixture or None
+        The fitted (or given) mixture; None when no pixel was usable.
+    config : SegmentConfig
+        The settings used.
+    confidence : (H, W) float32 ndarray
+        Posterior probability of each pixel's component (0 where transparent);
+        for an image segmented on a working copy, the copy's map enlarged
+        (bilinear).
+    image : ndarray
+        The image as segmented (after downscaling and denoising).
+    timings : dict
+        Seconds per stage.
+    log_likelihood_history : list of float
+        Mean log-likelihood per EM iteration.
+    source : str or None
+        Input path, when a path was given.
+    components : list of dict
+        Per component: label, weight, mean feature vector, pixel count and
+        mean colour of its pixels in the final (pre-relabel) map; for an
+        image segmented on a working copy, of that copy's map with every
+        pixel counted as the original pixels it stands for.
+    feature_names : list of str
+        Names of the feature columns.
+    working_shape : (int, int) or None
+        Size of the downscaled working copy the spatial steps ran on
+        (``work_pixels``), or None when they ran at full resolution.
+    """
+
+    labels: np.ndarray
+    model: GaussianMixture | None
+    config: SegmentConfig
+    confidence: np.ndarray
+    image: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    log_likelihood_history: list[float] = field(default_factory=list)
+    source: str | None = None
+    components: list[dict[str, Any]] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+    working_shape: tuple[int, int] | None = None
+
+    @property
+    def n_labels(self) -> int:
+        """Number of distinct non-background labels."""
+        values = np.unique(self.labels)
+        return int((values != BACKGROUND).sum())
+
+    def to_rgb(self) -> np.ndarray:
+        """Colourised label map, (H, W, 3) uint8."""
+        return render.colorize(self.labels)
+
+    def overlay(self, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
+        """The image with region boundaries drawn on it, (H, W, 3) uint8."""
+        return render.overlay(self.image, self.labels, color)
+
+    def save(self, outdir: str | os.PathLike, stem: str | None = None, kinds: tuple[str, ...] | None = None) -> dict[str, Path]:
+        """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`."""
+        return outputs.save_segmentation(self, outdir, stem, kinds)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable description: input, settings, components, fit, timings."""
+        return build_summary(
+            source=self.source,
+            image_shape=self.image.shape,
+            image_dtype=self.image.dtype,
+            config=self.config,
+            model=self.model,
+            n_labels=self.n_labels,
+            working_shape=self.working_shape,
+            feature_names=self.feature_names,
+            components=self.components,
+            timings=self.timings,
+        )
