@@ -25,6 +25,7 @@ from segment.config import (
     COVARIANCE_TYPES,
     DENOISE_FILTERS,
     INIT_METHODS,
+    LABEL_FORMATS,
     MERGE_TARGETS,
     SegmentConfig,
 )
@@ -49,6 +50,7 @@ InitMethod = _choices("InitMethod", INIT_METHODS)
 Denoise = _choices("Denoise", DENOISE_FILTERS)
 ConfidenceFormat = _choices("ConfidenceFormat", CONFIDENCE_FORMATS)
 MergeTarget = _choices("MergeTarget", MERGE_TARGETS)
+LabelFormat = _choices("LabelFormat", LABEL_FORMATS)
 
 _DEFAULT = SegmentConfig()
 _MODEL_PANEL = "Model"
@@ -78,6 +80,15 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
     ("seed", int, _DEFAULT.seed, ("--seed",), "Random seed (same seed, same labels).", _MODEL_PANEL),
     ("fit_sample", int, _DEFAULT.fit_sample, ("--fit-sample",),
      "Fit on at most this many pixels (grid sample), then label all; 0 = all.", _MODEL_PANEL),
+    ("bands", Optional[str], None, ("--bands",),
+     "Bands of a multiband image used as features, e.g. 1,2,4 (default: all).", _IMAGE_PANEL),
+    ("display_bands", Optional[str], None, ("--display-bands",),
+     "Three bands drawn as red,green,blue in the pictures, e.g. 4,3,2.", _IMAGE_PANEL),
+    ("nodata", Optional[float], _DEFAULT.nodata, ("--nodata",),
+     "Pixels with this value in every band take no part and get label 0 (default: the file's nodata).", _IMAGE_PANEL),
+    ("level", Optional[int], _DEFAULT.level, ("--level",),
+     "Pyramid level of a pyramidal/whole-slide TIFF (0 = full resolution).", _IMAGE_PANEL),
+    ("dpi", float, _DEFAULT.dpi, ("--dpi",), "Resolution at which PDF pages are rendered.", _IMAGE_PANEL),
     ("max_side", Optional[int], _DEFAULT.max_side, ("--max-side",), "Downscale so the longer side is at most this.", _IMAGE_PANEL),
     ("denoise", Denoise, Denoise(_DEFAULT.denoise), ("--denoise",), "Pre-filter before features.", _IMAGE_PANEL),
     ("denoise_size", int, _DEFAULT.denoise_size, ("--denoise-size",), "Pre-filter kernel diameter (odd).", _IMAGE_PANEL),
@@ -96,9 +107,12 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
     ("relabel", bool, _DEFAULT.relabel, ("--relabel/--no-relabel",),
      "One label per connected region instead of per component.", _IMAGE_PANEL),
     ("save", str, ",".join(_DEFAULT.save), ("--save",),
-     "Outputs to write, comma-separated: labels,color,overlay,confidence,json.", _OUTPUT_PANEL),
+     "Outputs to write, comma-separated: labels,color,overlay,confidence,json,regions,polygons,probabilities.",
+     _OUTPUT_PANEL),
+    ("label_format", LabelFormat, LabelFormat(_DEFAULT.label_format), ("--label-format",),
+     "Label map format: png, tif (GeoTIFF for a georeferenced input) or zarr (OME-Zarr).", _OUTPUT_PANEL),
     ("confidence_format", ConfidenceFormat, ConfidenceFormat(_DEFAULT.confidence_format), ("--confidence-format",),
-     "File format of the confidence map.", _OUTPUT_PANEL),
+     "File format of the confidence map and the probabilities.", _OUTPUT_PANEL),
     ("max_pixels", int, _DEFAULT.max_pixels, ("--max-pixels",), "Refuse images with more pixels than this.", _OUTPUT_PANEL),
     ("n_jobs", Optional[int], _DEFAULT.n_jobs, ("--threads",), "Threads for the EM kernels (default: all cores).", _OUTPUT_PANEL),
     ("max_memory", Optional[str], _DEFAULT.max_memory, ("--max-memory",),
@@ -207,6 +221,13 @@ def image_command(
     outdir: Annotated[Path, typer.Option("-o", "--output", help="Output directory (created if missing).")],
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
     model: Annotated[Optional[Path], _MODEL_OPTION] = None,
+    mask: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mask", exists=True, dir_okay=False, rich_help_panel=_IMAGE_PANEL,
+            help="An image of the same size: pixels where it is 0 take no part and get label 0.",
+        ),
+    ] = None,
     config: SegmentConfig = _DEFAULT,
 ) -> None:
     """Segment one or more images; write label map, pictures and a JSON summary per image.
@@ -226,7 +247,7 @@ def image_command(
     for path in inputs:
         for page, stem in file_pages(path):
             with _reported_errors(path, failures):
-                result = segment_file(path, outdir, config, model=shared, page=page, stem=stem)
+                result = segment_file(path, outdir, config, model=shared, page=page, stem=stem, mask=mask)
                 if not quiet:
                     how = ", in row bands" if result.tiled else ""
                     typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")

@@ -11,10 +11,16 @@ COLOR_SPACES = ("lab", "rgb", "hsv", "gray")
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 INIT_METHODS = ("kmeans++", "random_from_data")
 DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
-OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json")
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities")
 CONFIDENCE_FORMATS = ("npy", "tif")
+LABEL_FORMATS = ("png", "tif", "zarr")
 MERGE_TARGETS = ("similar", "border")
 AUTO = "auto"
+# Every file type segment.io reads (what `segment batch` looks for by default).
+IMAGE_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".btf", ".svs", ".bmp", ".webp", ".gif",
+    ".jp2", ".j2k", ".jpf", ".jpx", ".pgm", ".ppm", ".pbm", ".pnm", ".pdf",
+)
 # Smallest working copy for the spatial steps (a 100 x 100 image).
 MIN_WORK_PIXELS = 10_000
 
@@ -111,11 +117,35 @@ class SegmentConfig:
         Give every connected region its own label (what a person counts as
         segments) instead of one label per mixture component. Not applied
         with a shared model, whose labels stay class ids.
+    bands : tuple of int or None
+        Bands (1-based) of a multiband image used as features, e.g.
+        ``(1, 2, 4)``; None uses every band (alpha excluded). Every band is
+        a feature scaled like colour; ``color_space`` applies to 3-band
+        (RGB) images only.
+    display_bands : tuple of int or None
+        Three bands (1-based, of the image as read) drawn as red, green and
+        blue in the pictures; None: RGB as is, the first three bands of
+        other multiband images, grey for one band.
+    nodata : float or None
+        Pixels whose bands all equal this value take no part and get label
+        0, like transparent pixels; None uses the nodata value the file
+        declares (GeoTIFF GDAL_NODATA), if any.
+    level : int or None
+        Pyramid level to read from pyramidal TIFF, OME-TIFF and whole-slide
+        files (0 = full resolution, the default).
+    dpi : float
+        Resolution at which PDF pages are rendered.
     save : tuple of str
         Outputs written by ``Segmentation.save``: any of "labels", "color",
-        "overlay", "confidence", "json".
+        "overlay", "confidence", "json", "regions" (a CSV row per label),
+        "polygons" (GeoJSON, QuPath's conventions) and "probabilities"
+        (per-component posteriors, (K, H, W) float32).
+    label_format : {"png", "tif", "zarr"}
+        File format of the label map: PNG, TIFF (a GeoTIFF for a
+        georeferenced input) or an OME-Zarr label image.
     confidence_format : {"npy", "tif"}
-        File format of the per-pixel confidence (max posterior) map.
+        File format of the per-pixel confidence (max posterior) map and of
+        the probabilities.
     max_pixels : int
         Images with more pixels than this are refused before decoding.
     n_jobs : int or None
@@ -153,7 +183,13 @@ class SegmentConfig:
     opening_radius: int = 0
     closing_radius: int = 0
     relabel: bool = True
+    bands: tuple[int, ...] | None = None
+    display_bands: tuple[int, ...] | None = None
+    nodata: float | None = None
+    level: int | None = None
+    dpi: float = 300.0
     save: tuple[str, ...] = field(default=("labels", "color", "overlay", "json"))
+    label_format: str = "png"
     confidence_format: str = "npy"
     max_pixels: int = 500_000_000
     n_jobs: int | None = None
@@ -167,6 +203,12 @@ class SegmentConfig:
         else:
             object.__setattr__(self, "save", tuple(self.save))
         object.__setattr__(self, "auto_range", tuple(self.auto_range))
+        for name in ("bands", "display_bands"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, _parse_bands(name, value))
+            elif value is not None:
+                object.__setattr__(self, name, tuple(value))
         _validate(self)
 
     def replace(self, **changes: Any) -> "SegmentConfig":
@@ -185,7 +227,18 @@ class SegmentConfig:
         out = dataclasses.asdict(self)
         out["save"] = list(self.save)
         out["auto_range"] = list(self.auto_range)
+        for name in ("bands", "display_bands"):
+            out[name] = None if out[name] is None else list(out[name])
         return out
+
+
+def _parse_bands(name: str, text: str) -> tuple[int, ...] | None:
+    """Band numbers from "1,2,4" (None for an empty string)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return tuple(int(part) for part in parts) or None
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated band numbers such as 1,2,4; got {text!r}") from None
 
 
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -278,3 +331,19 @@ def _validate(cfg: SegmentConfig) -> None:
         raise ValueError(f"relabel must be True or False; got {cfg.relabel!r}")
     for kind in cfg.save:
         _check_choice("save", kind, OUTPUT_KINDS)
+    _check_choice("label_format", cfg.label_format, LABEL_FORMATS)
+    if cfg.bands is not None:
+        for band in cfg.bands:
+            _check_int("bands", band, 1)
+        if len(set(cfg.bands)) != len(cfg.bands):
+            raise ValueError(f"bands must not repeat a band; got {cfg.bands!r}")
+    if cfg.display_bands is not None:
+        for band in cfg.display_bands:
+            _check_int("display_bands", band, 1)
+        if len(cfg.display_bands) != 3:
+            raise ValueError(f"display_bands must name three bands (red, green, blue); got {cfg.display_bands!r}")
+    if cfg.nodata is not None:
+        _check_number("nodata", cfg.nodata, -math.inf)
+    if cfg.level is not None:
+        _check_int("level", cfg.level, 0)
+    _check_number("dpi", cfg.dpi, 0.0, strict=True)

@@ -55,7 +55,7 @@ HISTOGRAM_BINS = 6  # per colour channel, over the image's range of that channel
 # join their most similar neighbour first (photos have a few hundred), and a
 # region's pairs are scored again once it has grown by RESCORE_GROWTH.
 MAX_REGIONS = 4096
-RESCORE_GROWTH = 1.25
+RESCORE_GROWTH = 1.1
 _EPSILON = 1e-3  # keeps the log of a zero distance or edge finite
 _TEXTURE_FLOOR = 0.1  # the same for the texture of a flat region
 

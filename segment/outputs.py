@@ -8,16 +8,21 @@ from typing import Any
 
 import numpy as np
 
-from segment import io
+from segment import io, render
 
 
-def output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], confidence_format: str = "npy") -> dict[str, Path]:
+def output_paths(
+    outdir: Path, stem: str, kinds: tuple[str, ...], confidence_format: str = "npy", label_format: str = "png"
+) -> dict[str, Path]:
     """Where each output kind of image ``stem`` is written in ``outdir``."""
     names = {
-        "labels": f"{stem}_labels.png",
+        "labels": f"{stem}_labels.{label_format}",
         "color": f"{stem}_color.png",
         "overlay": f"{stem}_overlay.png",
         "confidence": f"{stem}_confidence.{confidence_format}",
+        "regions": f"{stem}_regions.csv",
+        "polygons": f"{stem}_polygons.geojson",
+        "probabilities": f"{stem}_probabilities.{confidence_format}",
         "json": f"{stem}.json",
     }
     return {kind: outdir / names[kind] for kind in kinds}
@@ -41,7 +46,7 @@ def save_segmentation(
     stem : str, optional
         File name stem; defaults to the input file's stem, or "image".
     kinds : tuple of str, optional
-        Any of "labels", "color", "overlay", "confidence", "json";
+        Any of :data:`segment.config.OUTPUT_KINDS`;
         defaults to ``segmentation.config.save``.
 
     Returns
@@ -65,21 +70,34 @@ def save_segmentation(
     except OSError as exc:
         raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
     protect = (source,) if source else ()
-    paths = output_paths(outdir, stem, kinds, config.confidence_format)
+    paths = output_paths(outdir, stem, kinds, config.confidence_format, config.label_format)
     if source is not None and any(path.resolve() == source.resolve() for path in paths.values()):
         raise io.OutputError(f"{source}: an output would overwrite the input file; choose another output directory")
     labels = segmentation.labels
+    info = getattr(segmentation, "info", None)
     if "labels" in paths:
-        if labels.max() > np.iinfo(np.uint16).max:
-            raise io.OutputError(f"{paths['labels']}: {labels.max()} labels do not fit a 16-bit PNG; turn off relabel or raise min_size")
-        dtype = np.uint8 if labels.max() <= 255 else np.uint16
-        io.write_png(paths["labels"], labels.astype(dtype), protect=protect)
+        io.write_label_map(paths["labels"], labels, info, image=segmentation.image, protect=protect)
     if "color" in paths:
-        io.write_png(paths["color"], segmentation.to_rgb(), protect=protect)
+        io.write_image(paths["color"], segmentation.to_rgb(), info, protect=protect)
     if "overlay" in paths:
-        io.write_png(paths["overlay"], segmentation.overlay(), protect=protect)
+        io.write_image(paths["overlay"], segmentation.overlay(), info, protect=protect)
     if "confidence" in paths:
-        io.write_array(paths["confidence"], segmentation.confidence, protect=protect)
+        io.write_array(paths["confidence"], segmentation.confidence, protect=protect, info=info)
+    if "regions" in paths:
+        io.write_regions(
+            paths["regions"], labels, image=segmentation.image, confidence=segmentation.confidence,
+            components=segmentation.classes, info=info, protect=protect,
+        )
+    if "polygons" in paths:
+        n_classes = segmentation.model.n_components if segmentation.model is not None else int(labels.max())
+        io.write_polygons(
+            paths["polygons"], labels, components=segmentation.classes, info=info,
+            class_colors=render.palette(n_classes + 1), protect=protect,
+        )
+    if "probabilities" in paths:
+        if segmentation.probabilities is None:
+            raise io.OutputError(f"{paths['probabilities']}: no probabilities were computed (no pixel took part)")
+        io.write_probabilities(paths["probabilities"], segmentation.probabilities, info, protect=protect)
     if "json" in paths:
         summary = segmentation.summary()
         summary["outputs"] = {kind: path.name for kind, path in paths.items()}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from segment import io, merging, postprocess, preprocess, sampling, smoothing, upscale
-from segment.config import AUTO, SegmentConfig, SettingsError
+from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, GaussianMixture
 from segment.result import Segmentation, component_statistics
@@ -59,6 +59,8 @@ def segment_image(
     config: SegmentConfig | None = None,
     *,
     model: GaussianMixture | None = None,
+    mask: np.ndarray | None = None,
+    info: io.ImageInfo | None = None,
     **overrides: Any,
 ) -> Segmentation:
     """Segment an image with a Gaussian mixture over colour and position.
@@ -66,14 +68,21 @@ def segment_image(
     Parameters
     ----------
     image : (H, W[, C]) ndarray or path-like
-        An RGB(A) or greyscale array (any numeric dtype; never modified) or
-        the path of an image file.
+        An RGB(A), greyscale or multiband array (any numeric dtype; never
+        modified) or the path of an image file (read with its metadata by
+        :func:`segment.io.read_image`, at ``config.level`` and ``config.dpi``).
     config : SegmentConfig, optional
         Settings; defaults to ``SegmentConfig()``.
     model : GaussianMixture, optional
         A fitted model (e.g. from ``segment fit``) to label with instead of
         fitting one, so label ids mean the same class in every image. Its
         stored feature settings (colour space, position weight) are used.
+    mask : (H, W) array, optional
+        Pixels to segment (non-zero); the others take no part in the fit
+        and get label 0, like transparent pixels and nodata.
+    info : ImageInfo, optional
+        Metadata of an array read elsewhere (resolution, georeferencing,
+        nodata, band names), carried into the outputs.
     **overrides
         SegmentConfig fields to change, e.g. ``n_components=4``.
 
@@ -105,25 +114,35 @@ def segment_image(
     source = None
     if isinstance(image, (str, os.PathLike)):
         source = str(image)
-        pixels = io.load_image(image, max_pixels=cfg.max_pixels)
+        pixels, info = io.read_image(image, level=cfg.level, dpi=cfg.dpi, max_pixels=cfg.max_pixels)
     else:
         pixels = io.as_image(image)
         if pixels.shape[0] * pixels.shape[1] > cfg.max_pixels:
             raise ValueError(f"image has {pixels.shape[0] * pixels.shape[1]} pixels, above max_pixels={cfg.max_pixels}")
+        info = info if info is not None else io.ImageInfo(pixels.shape)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != pixels.shape[:2]:
+            raise ValueError(f"mask has shape {mask.shape}, the image {pixels.shape[:2]}")
     timer.lap("load")
+    read_shape = pixels.shape
     pixels = preprocess_image(pixels, cfg)
+    if mask is not None and pixels.shape[:2] != read_shape[:2]:
+        mask = preprocess.resize_nearest(mask != 0, pixels.shape[:2])
+    info = info.resized(pixels.shape)
     timer.lap("preprocess")
     height, width = pixels.shape[:2]
-    spec = FeatureSpec.for_image(pixels, cfg.color_space, cfg.position_weight)
-    valid = opaque_pixels(pixels)
+    valid = usable_pixels(pixels, info, cfg.nodata, mask)
+    bands = feature_image(pixels, info, cfg.bands)
+    spec = FeatureSpec.for_image(bands, cfg.color_space, cfg.position_weight, alpha=False)
     work_shape = working_shape(pixels.shape[:2], valid, cfg, shared_model=model is not None)
     if work_shape is None:
-        part = label_image(pixels, spec, valid, cfg, model, timer.lap)
+        part = label_image(bands, spec, valid, cfg, model, timer.lap)
         labels, confidence = part.regions, part.confidence
     else:
-        part = segment_working_copy(pixels, spec, work_shape, cfg, model, timer.lap)
+        part = segment_working_copy(bands, spec, work_shape, cfg, model, timer.lap)
         with numba_threads(cfg.n_jobs):
-            labels = upscale.refine_labels(part.regions, part.colours, pixels, spec, cfg.smoothing)
+            labels = upscale.refine_labels(part.regions, part.colours, bands, spec, cfg.smoothing)
         confidence = upscale.enlarge_rows(part.confidence, (height, width), 0, height)
         timer.lap("upscale")
     model = part.model
@@ -139,6 +158,9 @@ def segment_image(
         components=part.components,
         feature_names=part.feature_names,
         working_shape=work_shape,
+        info=info,
+        region_classes=part.region_classes,
+        probabilities=posterior_maps(model, bands, spec, valid) if "probabilities" in cfg.save else None,
     )
 
 
@@ -158,6 +180,7 @@ class Labelling:
     model: GaussianMixture | None
     feature_names: list[str]
     components: list[dict[str, Any]] = field(default_factory=list)
+    region_classes: np.ndarray | None = None  # mixture component of each label id
 
 
 def label_image(
@@ -178,7 +201,7 @@ def label_image(
     spec : FeatureSpec
         Its feature spec.
     valid : (H * W,) bool ndarray or None
-        Opaque pixels (:func:`opaque_pixels`); None for all.
+        Pixels that take part (:func:`usable_pixels`); None for all.
     cfg : SegmentConfig
     model : GaussianMixture or None
         A shared model to label with (its labels stay class ids).
@@ -222,9 +245,13 @@ def label_image(
     colours = _colour_map(feats[:, : spec.n_colour], valid, (height, width))
     labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=fitted_here)
     regions = postprocess.relabel_regions(labels) if cfg.relabel and fitted_here else labels
+    region_classes = np.zeros(int(regions.max()) + 1, dtype=np.int32)
+    region_classes[regions.ravel()] = labels.ravel()
     lap("postprocess")
     components = component_statistics(pixels, labels, model, pixel_weights)
-    return Labelling(regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components)
+    return Labelling(
+        regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components, region_classes
+    )
 
 
 def label_regions(labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool) -> np.ndarray:
@@ -336,8 +363,6 @@ def fit_image_model(
 def _fit_sample(
     sample: np.ndarray, n_colour_features: int, n_pixels: int, cfg: SegmentConfig, rng: np.random.Generator
 ) -> GaussianMixture:
-    if cfg.n_components != AUTO and cfg.n_components > n_pixels:
-        raise SettingsError(f"n_components={cfg.n_components} is larger than the number of pixels ({n_pixels})")
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
     n_colours = _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
@@ -475,12 +500,71 @@ def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int,
     return out.reshape(*shape, -1)
 
 
-def opaque_pixels(image: np.ndarray) -> np.ndarray | None:
-    """Flat mask of pixels with non-zero alpha, or None when every pixel counts."""
-    if image.ndim != 3 or image.shape[2] != 4:
+def posterior_maps(
+    model: GaussianMixture | None, image: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None
+) -> np.ndarray | None:
+    """Per-component posterior probability of every pixel under the mixture alone, (K, H, W) float32.
+
+    Computed band by band of rows, so memory beyond the output stays small; 0
+    where pixels take no part.
+    """
+    if model is None:
         return None
-    mask = image[:, :, 3].ravel() > 0
-    return None if mask.all() else mask
+    height, width = spec.shape
+    out = np.zeros((model.n_components, height, width), dtype=np.float32)
+    rows = max(1, 1_000_000 // width)
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        proba = model.predict_proba(spec.band_features(image, start, stop)).astype(np.float32)
+        if valid is not None:
+            proba[~valid[start * width : stop * width]] = 0
+        out[:, start:stop] = proba.T.reshape(model.n_components, stop - start, width)
+    return out
+
+
+def has_alpha(image: np.ndarray, info: io.ImageInfo) -> bool:
+    """Whether the last band of ``image`` is alpha: RGBA (or grey + alpha), unless the file names it otherwise."""
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if channels not in (2, 4):
+        return False
+    return info.band_names is None or len(info.band_names) != channels or info.band_names[-1] == "alpha"
+
+
+def usable_pixels(
+    image: np.ndarray, info: io.ImageInfo, nodata: float | None, mask: np.ndarray | None
+) -> np.ndarray | None:
+    """Flat mask of the pixels that take part: opaque, not nodata, inside ``mask``; None when all do.
+
+    ``nodata`` overrides the value the file declares (``info.nodata``).
+    """
+    usable = np.ones(image.shape[:2], dtype=bool)
+    if has_alpha(image, info):
+        usable &= image[:, :, -1] > 0
+    value = nodata if nodata is not None else info.nodata
+    if value is not None:
+        usable &= io.valid_pixels(image[:, :, :-1] if has_alpha(image, info) else image, value)
+    if mask is not None:
+        usable &= mask != 0
+    return None if usable.all() else usable.ravel()
+
+
+def feature_image(image: np.ndarray, info: io.ImageInfo, bands: tuple[int, ...] | None) -> np.ndarray:
+    """The bands of ``image`` that become features: ``bands`` (1-based), else all but alpha.
+
+    Raises
+    ------
+    ValueError
+        A band number beyond the image's bands.
+    """
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if bands is None:
+        return image[:, :, :-1] if has_alpha(image, info) else image
+    if max(bands) > channels:
+        raise ValueError(f"bands asks for band {max(bands)} but the image has {channels} band(s)")
+    picked = [band - 1 for band in bands]
+    if image.ndim == 2:
+        return image
+    return image[:, :, picked[0]] if len(picked) == 1 else np.ascontiguousarray(image[:, :, picked])
 
 
 def config_for_model(cfg: SegmentConfig, model: GaussianMixture) -> SegmentConfig:

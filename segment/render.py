@@ -29,14 +29,27 @@ def colorize(labels: np.ndarray) -> np.ndarray:
     return palette(int(labels.max()) + 1)[labels]
 
 
-def display_rgb(image: np.ndarray) -> np.ndarray:
-    """Any loaded image as (H, W, 3) uint8 RGB for pictures (alpha dropped)."""
+def display_bands(image: np.ndarray, bands: tuple[int, ...] | None = None) -> np.ndarray:
+    """The bands of ``image`` a picture shows: ``bands`` (1-based), else RGB, grey, or the first three of a multiband image."""
+    if image.ndim == 2:
+        return image
+    channels = image.shape[2]
+    if bands is not None:
+        if max(bands) > channels:
+            raise ValueError(f"display_bands asks for band {max(bands)} but the image has {channels} band(s)")
+        return image[:, :, [band - 1 for band in bands]]
+    if channels in (1, 2):
+        return image[:, :, 0]
+    return image[:, :, :3]
+
+
+def display_rgb(image: np.ndarray, bands: tuple[int, ...] | None = None) -> np.ndarray:
+    """Any loaded image as (H, W, 3) uint8 RGB for pictures (see :func:`display_bands`)."""
     from segment.features import to_unit_float
 
-    if image.dtype == np.uint8:
-        picture = image[:, :, :3] if image.ndim == 3 else image
-    else:
-        picture = np.round(to_unit_float(image) * 255).astype(np.uint8)
+    picture = display_bands(image, bands)
+    if picture.dtype != np.uint8:
+        picture = np.round(to_unit_float(np.ascontiguousarray(picture)) * 255).astype(np.uint8)
     if picture.ndim == 2:
         picture = np.repeat(picture[:, :, None], 3, axis=2)
     return np.ascontiguousarray(picture)
@@ -50,8 +63,10 @@ def boundaries(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
-    """The image with region boundaries drawn in ``color``, (H, W, 3) uint8."""
-    picture = display_rgb(image).copy()
+def overlay(
+    image: np.ndarray, labels: np.ndarray, color: tuple[int, int, int] = (255, 255, 0), bands: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """The image (its ``bands``, see :func:`display_bands`) with region boundaries drawn in ``color``, (H, W, 3) uint8."""
+    picture = display_rgb(image, bands).copy()
     picture[boundaries(labels)] = color
     return picture

@@ -17,6 +17,7 @@ import numpy as np
 from segment import outputs, render
 from segment.config import AUTO, SegmentConfig
 from segment.gmm import GaussianMixture
+from segment.io import ImageInfo
 from segment.postprocess import BACKGROUND
 
 
@@ -97,13 +98,15 @@ def build_summary(
     feature_names: list[str],
     components: list[dict[str, Any]],
     timings: dict[str, float],
+    info: ImageInfo | None = None,
 ) -> dict[str, Any]:
-    """The JSON summary of a segmentation: input, settings, components, fit, timings."""
+    """The JSON summary of a segmentation: input (with its metadata), settings, components, fit, timings."""
     from segment import __version__
 
+    described = info.to_dict() if info is not None else {}
     summary = {
         "segment_version": __version__,
-        "input": {"path": source, "shape": list(image_shape), "dtype": str(np.dtype(image_dtype))},
+        "input": {**described, "path": source, "shape": list(image_shape), "dtype": str(np.dtype(image_dtype))},
         "settings": config.to_dict(),
         "n_components": int(model.n_components) if model is not None else 0,
         "n_labels": int(n_labels),
@@ -169,6 +172,15 @@ class Segmentation:
     working_shape : (int, int) or None
         Size of the downscaled working copy the spatial steps ran on
         (``work_pixels``), or None when they ran at full resolution.
+    info : ImageInfo or None
+        The input's metadata (format, orientation applied, resolution,
+        georeferencing, nodata, band names), carried into the outputs.
+    region_classes : (R + 1,) int32 ndarray or None
+        Mixture component (1..K) of each label id (0 for 0): regions keep
+        the component they were merged into.
+    probabilities : (K, H, W) float32 ndarray or None
+        Posterior of every component at every pixel under the mixture alone
+        (no spatial prior), when "probabilities" is among the outputs.
     """
 
     labels: np.ndarray
@@ -182,6 +194,16 @@ class Segmentation:
     components: list[dict[str, Any]] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
     working_shape: tuple[int, int] | None = None
+    info: ImageInfo | None = None
+    region_classes: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Mixture component (1..K) of every pixel, (H, W) int32; 0 where no pixel took part."""
+        if self.region_classes is None:
+            return self.labels
+        return self.region_classes[self.labels]
 
     @property
     def n_labels(self) -> int:
@@ -194,8 +216,8 @@ class Segmentation:
         return render.colorize(self.labels)
 
     def overlay(self, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
-        """The image with region boundaries drawn on it, (H, W, 3) uint8."""
-        return render.overlay(self.image, self.labels, color)
+        """The image (``config.display_bands`` of a multiband one) with region boundaries drawn on it, (H, W, 3) uint8."""
+        return render.overlay(self.image, self.labels, color, self.config.display_bands)
 
     def save(self, outdir: str | os.PathLike, stem: str | None = None, kinds: tuple[str, ...] | None = None) -> dict[str, Path]:
         """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`."""
@@ -214,4 +236,5 @@ class Segmentation:
             feature_names=self.feature_names,
             components=self.components,
             timings=self.timings,
+            info=self.info,
         )

@@ -93,6 +93,7 @@ def segment_file(
     kinds: tuple[str, ...] | None = None,
     thumbnails: tuple[Path, Path] | None = None,
     summary_extra: dict[str, Any] | None = None,
+    mask: str | os.PathLike | None = None,
 ) -> FileResult:
     """Segment one image file (or one page of a TIFF) and write its outputs.
 
@@ -122,6 +123,8 @@ def segment_file(
         Where to write the contact-sheet thumbnails (original, segmentation).
     summary_extra : dict, optional
         Keys added to the JSON summary.
+    mask : path-like, optional
+        An image of the same size whose zero pixels take no part (label 0).
 
     Returns
     -------
@@ -144,12 +147,16 @@ def segment_file(
     stem = stem or source.stem
     kinds = cfg.save if kinds is None else tuple(kinds)
     budget = tiles.memory_budget(cfg) if budget is None else budget
-    pixels = io.load_page(source, page or 0, max_pixels=cfg.max_pixels)
+    pixels, info = io.read_image(source, page or 0, level=cfg.level, dpi=cfg.dpi, max_pixels=cfg.max_pixels)
+    if mask is not None:
+        mask = io.read_mask(mask, pixels.shape)
     loaded = time.perf_counter() - start
     pictures = tuple(kind for kind in kinds if kind != "json")
     if tiles.needs_tiling(pixels.shape, pixels.dtype, cfg, budget):
+        if mask is not None:
+            raise ValueError("--mask is not available for an image above the memory budget (raise --max-memory)")
         tiled = tiles.segment_tiled(
-            pixels, cfg, outdir, stem, model=model, budget=budget, source=source, kinds=pictures
+            pixels, cfg, outdir, stem, model=model, budget=budget, source=source, kinds=pictures, info=info
         )
         summary, n_labels, n_components = tiled.summary, tiled.n_labels, tiled.n_components
         shape = tiled.shape
@@ -157,7 +164,7 @@ def segment_file(
             write_thumbnails(pixels, tiled.label_thumbnail, *thumbnails)
         is_tiled = True
     else:
-        result = segment_image(pixels, cfg, model=model)
+        result = segment_image(pixels, cfg, model=model, mask=mask, info=info)
         result.source = str(source)
         result.timings["load"] = loaded
         result.timings["total"] = result.timings.get("total", 0.0) + loaded
@@ -170,7 +177,7 @@ def segment_file(
         is_tiled = False
         del result
     del pixels
-    paths = output_paths(outdir, stem, kinds, cfg.confidence_format)
+    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, cfg.label_format)
     summary["outputs"] = {kind: path.name for kind, path in paths.items()}
     if page is not None:
         summary["input"]["page"] = page + 1

@@ -236,14 +236,29 @@ class NpyStream(_Stream):
 
 
 class TiffStream(_Stream):
-    """An uncompressed TIFF array written band by band through short-lived memory maps."""
+    """An uncompressed TIFF array written band by band through short-lived memory maps.
 
-    def __init__(self, path: Path, shape: tuple[int, int], dtype: np.dtype, protect: tuple[Path, ...] = ()) -> None:
+    With ``info``, the file carries the input's georeferencing (and
+    ``nodata``) or resolution, as :func:`segment.io.write_tiff` writes them.
+    """
+
+    def __init__(
+        self, path: Path, shape: tuple[int, int], dtype: np.dtype, protect: tuple[Path, ...] = (),
+        info: io.ImageInfo | None = None, nodata: float | None = None,
+    ) -> None:
         super().__init__(path, protect)
         import tifffile
 
+        from segment.io.geotiff import geotiff_extratags
+
         self.handle.close()
-        mapped = tifffile.memmap(self.tmp, shape=shape, dtype=dtype, bigtiff=True)
+        options: dict[str, Any] = {}
+        if info is not None:
+            info = info.resized(shape)
+            options["extratags"] = geotiff_extratags(info.georeference, nodata)
+            if info.georeference is None and info.dpi is not None:
+                options.update(resolution=info.dpi, resolutionunit="INCH")
+        mapped = tifffile.memmap(self.tmp, shape=shape, dtype=dtype, bigtiff=True, **options)
         del mapped
         self.row = 0
 
@@ -268,6 +283,22 @@ class TiffStream(_Stream):
 
 
 # --------------------------------------------------------------- the driver
+# Outputs and settings that need the whole image in memory.
+_WHOLE_IMAGE_OUTPUTS = ("regions", "polygons", "probabilities")
+
+
+def _check_banded(cfg: SegmentConfig, kinds: tuple[str, ...], info: io.ImageInfo | None, image: np.ndarray) -> None:
+    """Refuse, in one line, what an image labelled in row bands cannot give."""
+    above = "for an image above the memory budget (raise --max-memory)"
+    whole = [kind for kind in kinds if kind in _WHOLE_IMAGE_OUTPUTS]
+    if whole:
+        raise io.OutputError(f"--save {','.join(whole)} is not available {above}")
+    if "labels" in kinds and cfg.label_format == "zarr":
+        raise io.OutputError(f"--label-format zarr is not available {above}; use tif")
+    channels = image.shape[2] if image.ndim == 3 else 1
+    nodata = cfg.nodata if cfg.nodata is not None else (info.nodata if info is not None else None)
+    if cfg.bands is not None or nodata is not None or channels not in (1, 3, 4):
+        raise ValueError(f"band selection, nodata and multiband images are not available {above}")
 @dataclass
 class TiledSegmentation:
     """What :func:`segment_tiled` wrote and measured.
@@ -319,6 +350,7 @@ def segment_tiled(
     budget: int,
     source: str | os.PathLike | None = None,
     kinds: tuple[str, ...] | None = None,
+    info: io.ImageInfo | None = None,
 ) -> TiledSegmentation:
     """Segment a large image as :func:`segment.segment_image` does, writing its outputs band by band.
 
@@ -340,6 +372,8 @@ def segment_tiled(
         Input file: recorded in the summary and protected from being overwritten.
     kinds : tuple of str, optional
         Outputs to write; defaults to ``config.save``.
+    info : ImageInfo, optional
+        The input's metadata, carried into the summary and a TIFF label map.
 
     Returns
     -------
@@ -362,6 +396,7 @@ def segment_tiled(
     """
     cfg = pipeline.config_for_model(config, model) if model is not None else config
     kinds = cfg.save if kinds is None else tuple(kinds)
+    _check_banded(cfg, kinds, info, image)
     timer = pipeline.StageTimer()
     pixels = pipeline.preprocess_image(io.as_image(image), cfg)
     height, width = pixels.shape[:2]
@@ -371,7 +406,7 @@ def segment_tiled(
     timer.lap("preprocess")
     with pipeline.numba_threads(cfg.n_jobs):
         bands = _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, source)
-        written = _write_bands(pixels, spec, cfg, bands, rows_per_band, outdir, stem, kinds, source)
+        written = _write_bands(pixels, spec, cfg, bands, rows_per_band, outdir, stem, kinds, source, info)
         timer.lap("label" if bands.skipped is not None else "upscale")
     n_labels = int(np.count_nonzero(written.seen[1:]))
     summary = build_summary(
@@ -385,6 +420,7 @@ def segment_tiled(
         feature_names=spec.names,
         components=bands.components if bands.components is not None else written.tally.components(bands.model),
         timings=timer.total(),
+        info=info,
     )
     summary["tiling"] = {
         "rows_per_band": int(rows_per_band),
@@ -471,7 +507,7 @@ class _Written:
     thumbnail: np.ndarray
 
 
-def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, kinds, source) -> _Written:
+def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, kinds, source, info=None) -> _Written:
     """Label band after band and stream each into the output files (all or none are written)."""
     height, width = pixels.shape[:2]
     outdir = Path(outdir)
@@ -479,7 +515,7 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
-    paths = output_paths(outdir, stem, kinds, cfg.confidence_format)
+    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, cfg.label_format)
     protect = (Path(source),) if source is not None else ()
     if bands.max_label > np.iinfo(np.uint16).max and "labels" in paths:
         raise io.OutputError(f"{paths['labels']}: {bands.max_label} labels do not fit a 16-bit PNG; turn off relabel or raise min_size")
@@ -491,7 +527,10 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
     colours = render.palette(bands.max_label + 1)
     streams: dict[str, Any] = {}
     try:
-        if "labels" in paths:
+        if "labels" in paths and cfg.label_format == "tif":
+            nodata = 0 if info is not None and info.nodata is not None else None
+            streams["labels"] = TiffStream(paths["labels"], (height, width), label_dtype, protect, info, nodata)
+        elif "labels" in paths:
             streams["labels"] = PngStream(paths["labels"], height, width, 1, label_dtype, protect)
         for kind in ("color", "overlay"):
             if kind in paths:

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from segment import GaussianMixture, segment_image
 from segment.cli import app
-from segment.config import SettingsError
 from conftest import PLAIN
 
 runner = CliRunner()
@@ -163,13 +162,12 @@ def test_unwritable_output_directory(samples, tmp_path):
     assert "cannot create output directory" in result.stderr
 
 
-def test_more_components_than_pixels_is_a_usage_error(tmp_path):
-    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 3), np.uint8))
+def test_more_components_than_pixels_reduces_them_with_a_warning(tmp_path):
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.array([[0, 120, 240]], np.uint8))
     result = _cli("image", tmp_path / "tiny.png", "-o", tmp_path / "out", "-k", "8")
-    assert result.exit_code == 2
-    assert "n_components=8 is larger than the number of pixels (3)" in result.stderr
-    with pytest.raises(SettingsError, match="n_components"):
-        segment_image(np.zeros((1, 3), np.uint8), n_components=8)
+    assert result.exit_code == 0, result.stderr
+    assert "n_components reduced from 8 to 3" in result.stderr
+    assert cv2.imread(str(tmp_path / "out" / "tiny_labels.png"), cv2.IMREAD_UNCHANGED).shape == (1, 3)
 
 
 def test_inputs_are_never_written(samples, tmp_path):
@@ -227,15 +225,10 @@ def test_emptied_component_never_gives_nan():
 def test_segment_image_properties(image, k, color_space, covariance, position_weight, min_size):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # fewer distinct colours than k
-        try:
-            result = segment_image(
-                image, n_components=k, color_space=color_space, covariance_type=covariance,
-                position_weight=position_weight, min_size=min_size,
-            )
-        except SettingsError:
-            transparent = image.ndim == 3 and image.shape[2] == 4
-            assert k > (np.count_nonzero(image[:, :, 3]) if transparent else image.shape[0] * image.shape[1])
-            return
+        result = segment_image(
+            image, n_components=k, color_space=color_space, covariance_type=covariance,
+            position_weight=position_weight, min_size=min_size,
+        )
     labels = result.labels
     assert labels.shape == image.shape[:2] and labels.dtype == np.int32
     assert labels.min() >= 0 and labels.max() <= (labels.size if result.config.relabel else k)

@@ -118,8 +118,6 @@ def test_save_writes_outputs_and_summary(synthetic, tmp_path):
 def test_bad_settings_raise_value_error_naming_the_field(quadrants):
     with pytest.raises(ValueError, match="position_weight"):
         segment_image(quadrants, position_weight=-1)
-    with pytest.raises(ValueError, match="larger than the number of pixels"):
-        segment_image(np.zeros((2, 2), np.uint8), n_components=5)
     with pytest.raises(TypeError, match="unknown SegmentConfig field"):
         segment_image(quadrants, colour="lab")
 
@@ -135,3 +133,12 @@ def test_greyscale_and_sixteen_bit_paths(samples):
     assert result.labels.shape == (303, 384)
     assert result.feature_names == ["I", "x", "y"]
     assert result.source.endswith("coins.png")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 3)])
+def test_tiny_images_get_fewer_components_with_a_warning(shape):
+    image = np.arange(int(np.prod(shape)), dtype=np.uint8).reshape(shape) * 60
+    with pytest.warns(UserWarning, match="n_components reduced from 8"):
+        result = segment_image(image)
+    assert result.labels.shape == shape and result.labels.min() >= 1
+    assert result.model.n_components == len(np.unique(image))

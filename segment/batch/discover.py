@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segment.batch.errors import BatchError
+from segment.config import IMAGE_SUFFIXES
 from segment.segment_file import file_pages, page_stem
 
-# The image types the loader reads (see segment.io.IMAGE_SUFFIXES).
-_LOADER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm")
-DEFAULT_PATTERNS = tuple(f"*{suffix}" for suffix in _LOADER_SUFFIXES)
+# Every image type the reader decodes.
+DEFAULT_PATTERNS = tuple(f"*{suffix}" for suffix in IMAGE_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
     try:
         from segment.outputs import output_paths
 
-        files = [p.name for p in output_paths(item.outdir, item.stem, kinds, task.config.confidence_format).values()]
+        files = [p.name for p in output_paths(item.outdir, item.stem, kinds, task.config.confidence_format, task.config.label_format).values()]
         files += [os.path.relpath(p, item.outdir) for p in thumbnails]
         extra = {
             "batch": {

@@ -17,16 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from segment.io.arrays import as_image
+from segment.config import IMAGE_SUFFIXES  # noqa: F401 (re-exported)
 from segment.io.errors import ImageReadError
 from segment.io.info import ImageInfo
 from segment.io.pdf import PDF_SIGNATURE, count_pdf_pages, read_pdf
 from segment.io.raster import GIF_SIGNATURE, count_raster_frames, read_raster
 from segment.io.tiff import count_tiff_images, is_tiff, read_tiff
 
-IMAGE_SUFFIXES = (
-    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".btf", ".svs", ".bmp", ".webp", ".gif",
-    ".jp2", ".j2k", ".jpf", ".jpx", ".pgm", ".ppm", ".pbm", ".pnm", ".pdf",
-)
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs")
 DEFAULT_DPI = 300.0
 # Declared NaN nodata is replaced by this value so that arrays stay finite.
