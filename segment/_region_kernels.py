@@ -405,6 +405,14 @@ def pair_terms(values, border, u, v, n_colour, n_pixels, epsilon, texture_floor,
     out[9] = abs(texture_small - texture_large)
 
 
+@njit(cache=True, inline="always")
+def _linear(coefficients, terms, intercept):
+    total = intercept
+    for i in range(terms.shape[0]):
+        total += coefficients[i] * terms[i]
+    return total
+
+
 @njit(cache=True)
 def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, epsilon, texture_floor, min_log_odds,
                   rescore_growth, record):
@@ -443,7 +451,7 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
         u, v = ends[e, 0], ends[e, 1]
         if alive[e] and movable[u] and movable[v]:
             pair_terms(values, edge_values[e], u, v, n_colour, n_pixels, epsilon, texture_floor, terms)
-            score = np.dot(coefficients, terms) + intercept
+            score = _linear(coefficients, terms, intercept)
             if score > min_log_odds:
                 heap.append((-score, e, stamp[e]))
     heapq.heapify(heap)
@@ -453,7 +461,7 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
             continue
         u, v = ends[e, 0], ends[e, 1]
         pair_terms(values, edge_values[e], u, v, n_colour, n_pixels, epsilon, texture_floor, terms)
-        score = np.dot(coefficients, terms) + intercept
+        score = _linear(coefficients, terms, intercept)
         if score <= min_log_odds:
             continue
         if heap and -score > heap[0][0]:
@@ -482,7 +490,7 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
             if not (movable[a] and movable[b]):
                 continue
             pair_terms(values, edge_values[edge], a, b, n_colour, n_pixels, epsilon, texture_floor, terms)
-            score = np.dot(coefficients, terms) + intercept
+            score = _linear(coefficients, terms, intercept)
             if score > min_log_odds:
                 stamp[edge] += 1
                 heapq.heappush(heap, (-score, edge, stamp[edge]))
