@@ -1,7 +1,8 @@
 """The `segment` command line: parses options into a SegmentConfig and calls the API.
 
 Exit codes: 0 success, 1 some input failed (one line per failure on stderr),
-2 usage error (bad option value).
+2 usage error (bad option value), 130 stopped by Ctrl-C, 143 stopped by SIGTERM
+(128 + the signal, as a shell reports it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import enum
 import functools
 import gc
 import inspect
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -37,7 +39,8 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1
     USAGE = 2
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -244,15 +247,40 @@ def image_command(
 
     shared = _load_model(model)
     failures: list[ExitCode] = []
-    for path in inputs:
-        for page, stem in file_pages(path):
-            with _reported_errors(path, failures):
-                result = segment_file(path, outdir, config, model=shared, page=page, stem=stem, mask=mask)
-                if not quiet:
-                    how = ", in row bands" if result.tiled else ""
-                    typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")
+    done = 0
+    with _stopped_cleanly(lambda: f"{done} of {len(inputs)} file(s) done; run again to segment the rest"):
+        for path in inputs:
+            for page, stem in file_pages(path):
+                with _reported_errors(path, failures):
+                    result = segment_file(path, outdir, config, model=shared, page=page, stem=stem, mask=mask)
+                    if not quiet:
+                        how = ", in row bands" if result.tiled else ""
+                        typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")
+            done += 1
     if failures:
         raise typer.Exit(max(failures))
+
+
+@contextlib.contextmanager
+def _stopped_cleanly(what_is_left):
+    """Ctrl-C or SIGTERM within the block: the work under way is abandoned (each output is written whole or
+    not at all), one line says ``what_is_left()``, and the exit code is 128 + the signal."""
+    from segment.batch.signals import signal_of, stop_signals
+
+    with stop_signals() as request:
+        try:
+            yield
+            request.check()
+        except KeyboardInterrupt as exc:
+            signum = signal_of(exc)
+        except Exception:
+            if request.signum is None:
+                raise
+            signum = request.signum  # the signal came out of a compiled kernel as another error
+        else:
+            return
+    report_error(f"interrupted by {signal.Signals(signum).name}; {what_is_left()}")
+    raise typer.Exit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -326,6 +354,22 @@ def batch_command(
             show_default=False,
         ),
     ] = None,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--timeout", min=0.001, metavar="SECONDS",
+            help="Stop an image that takes longer than this (a hung decoder, a pathological picture): it is "
+            "reported failed and its worker process replaced; the batch goes on.", show_default=False,
+        ),
+    ] = None,
+    check_content: Annotated[
+        bool,
+        typer.Option(
+            "--check-content",
+            help="Decide whether an input changed by its content (SHA-256) alone, never by its size and "
+            "modification time: for filesystems whose times cannot be trusted.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or table; print only errors.")] = False,
     config: SegmentConfig = _DEFAULT,
 ) -> None:
@@ -337,10 +381,11 @@ def batch_command(
     skipped, so an interrupted run can simply be started again. A failing image
     never stops the batch: OUTDIR/summary.json and summary.csv list every image
     (status, seconds, components, pixels, error) and OUTDIR/index.html shows
-    them all.
+    them all. One run at a time may write to OUTDIR; a second is refused.
 
-    Exit codes: 0 every image done or already up to date; 1 some images failed;
-    2 usage error; 130 interrupted (Ctrl-C; the summary covers what finished).
+    Exit codes: 0 every image done or already up to date; 1 some images failed,
+    or OUTDIR is unusable or in use; 2 usage error; 130 interrupted by Ctrl-C,
+    143 by SIGTERM (the summary covers what finished).
     """
     from segment.batch import BatchError, run_batch
     from segment.progress import make_progress
@@ -373,6 +418,8 @@ def batch_command(
             overwrite=overwrite,
             progress=progress,
             on_record=show,
+            timeout=timeout,
+            trust_times=not check_content,
         )
     except BatchError as exc:
         report_error(str(exc))
@@ -380,8 +427,9 @@ def batch_command(
     if not quiet:
         _print_batch_table(result, outdir)
     if result.interrupted:
-        report_error(f"interrupted; {outdir}/summary.csv lists what finished; run again to finish the rest")
-        raise typer.Exit(ExitCode.INTERRUPTED)
+        name = signal.Signals(result.stop_signal).name
+        report_error(f"interrupted by {name}; {outdir}/summary.csv lists what finished; run again to finish the rest")
+        raise typer.Exit(128 + result.stop_signal)
     if result.failed:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -425,7 +473,8 @@ def fit_command(
     alone, wherever they lie in the image.
 
     Exit codes: 0 fitted on every input; 1 some inputs could not be read (the
-    model is fitted on the others) or none could; 2 usage error.
+    model is fitted on the others) or none could; 2 usage error; 130 or 143
+    stopped by Ctrl-C or SIGTERM (no model written).
     """
     from segment.batch import BatchError
     from segment.config import SettingsError
@@ -433,7 +482,8 @@ def fit_command(
     from segment.progress import make_progress
 
     try:
-        result = fit_shared_model(inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet))
+        with _stopped_cleanly(lambda: "no model written; run again"):
+            result = fit_shared_model(inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet))
     except BatchError as exc:
         report_error(str(exc))
         raise typer.Exit(ExitCode.USAGE) from None

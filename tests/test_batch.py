@@ -145,10 +145,9 @@ def test_batch_outputs_summaries_failures_and_resume(tree, tmp_path):
     assert (again.counts["done"], again.counts["skipped"], again.counts["failed"]) == (0, 6, 2)
     assert next(r for r in again.records if r.input == "a.png").components == 3
 
-    # an input newer than its outputs is redone, and so is everything when the settings change
-    earlier = (tree / "a.png").stat().st_mtime - 60  # not now - 60: the first runs may take longer than that
-    for path in out.glob("a[._]*"):
-        os.utime(path, (earlier, earlier))
+    # an input whose content changed is redone, one only touched is not; everything is when the settings change
+    os.utime(tree / "sub" / "b.jpg")
+    _write_rgb(tree / "a.png", _scene(40, 50, 11))
     touched = run_batch(tree, out, FAST, recursive=True, workers=1)
     assert [r.input for r in touched.records if r.status == "done"] == ["a.png"]
     changed = run_batch(tree, out, FAST.replace(n_components=2), recursive=True, workers=1, patterns=["*.png"])

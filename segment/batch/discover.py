@@ -92,7 +92,9 @@ def find_images(
     Returns
     -------
     list of Path
-        Hidden files and folders (names starting with ".") are left out.
+        Hidden files and folders (names starting with ".") are left out;
+        named pipes and devices are listed like files (reading one that
+        never ends is stopped by a batch's time limit).
 
     Raises
     ------
@@ -115,7 +117,7 @@ def find_images(
                 continue
             path = folder_path / filename
             relative = path.relative_to(indir).as_posix()
-            if _matches(relative, patterns) and path.is_file():
+            if _matches(relative, patterns) and (path.is_file() or path.is_fifo() or path.is_char_device()):
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(indir).as_posix())
 

@@ -2,7 +2,8 @@
 
 An image is done when its JSON summary (written last) records the same
 settings digest (:func:`settings_digest`: settings, model and package
-version) and every output it lists is at least as new as the input
+version), the input still holds the content the image was made from (see
+:mod:`segment.batch.fingerprint`), and every output it lists exists
 (:func:`completed_record`). :func:`sweep_temporary_files` removes the
 temporary files of writers that were killed.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segment.batch.discover import BatchItem
+from segment.batch.fingerprint import same_content
 from segment.batch.task import ImageRecord, record_for, thumbnail_paths
 from segment.config import SegmentConfig
 
@@ -57,31 +59,26 @@ def settings_digest(config: SegmentConfig, model: GaussianMixture | None = None)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def completed_record(item: BatchItem, digest: str) -> dict[str, Any] | None:
+def completed_record(item: BatchItem, digest: str, *, trust_times: bool = True) -> dict[str, Any] | None:
     """The stored JSON summary of ``item`` if its outputs are complete and current, else None.
 
     Complete and current means: the summary exists and was written by a
-    batch with the same settings digest, every output it lists exists, and
-    all of them are at least as new as the input file.
+    batch with the same settings digest, the input holds the content the
+    outputs were made from (same size and modification time, or with
+    ``trust_times=False`` or when those differ, the same SHA-256), and every
+    output the summary lists exists.
     """
     try:
-        source_time = item.source.stat().st_mtime_ns
-        summary_time = item.summary_path.stat().st_mtime_ns
-        if summary_time < source_time:
-            return None
         data = json.loads(item.summary_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     batch = data.get("batch") if isinstance(data, dict) else None
     if not isinstance(batch, dict) or batch.get("settings_digest") != digest:
         return None
-    root = item.outdir
-    for relative in batch.get("files", []):
-        try:
-            if (root / relative).stat().st_mtime_ns < source_time:
-                return None
-        except OSError:
-            return None
+    if not same_content(item.source, batch.get("source"), trust_times=trust_times):
+        return None
+    if not all((item.outdir / relative).is_file() for relative in batch.get("files", [])):
+        return None
     return data
 
 
@@ -122,6 +119,22 @@ def sweep_temporary_files(outdir: str | os.PathLike) -> list[Path]:
                 except OSError:
                     pass
     return removed
+
+
+def remove_temporary_files(folders: tuple[Path, ...], pid: int) -> None:
+    """Remove the temporary files that process ``pid`` (now dead) left in ``folders`` (not their sub-folders)."""
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            match = _TEMPORARY.match(name)
+            if match and int(match.group(1)) == pid:
+                try:
+                    (Path(folder) / name).unlink()
+                except OSError:
+                    pass
 
 
 def _process_alive(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import io as _stdio
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ class BatchResult:
     seconds : float
         Wall time of the run.
     interrupted : bool
-        Whether the run was stopped by Ctrl-C (unfinished images are "interrupted").
+        Whether the run was stopped by Ctrl-C or SIGTERM (unfinished images are "interrupted").
+    stop_signal : int or None
+        The signal that stopped it (``signal.SIGINT``, ``signal.SIGTERM``).
     summary_paths : dict
         "json", "csv", "html" -> files written in the output folder.
     """
@@ -36,6 +39,7 @@ class BatchResult:
     records: list[ImageRecord]
     seconds: float
     interrupted: bool = False
+    stop_signal: int | None = None
     summary_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -64,6 +68,7 @@ def write_summary(
         "segment_version": __version__,
         "seconds": round(result.seconds, 3),
         "interrupted": result.interrupted,
+        "stopped_by": signal.Signals(result.stop_signal).name if result.stop_signal else None,
         "counts": result.counts,
         "settings": config.to_dict(),
         "settings_digest": digest,

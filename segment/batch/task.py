@@ -5,10 +5,16 @@
 and JSON summary (last, with the settings digest that resume checks), and
 returns an :class:`ImageRecord`. A task never raises: an error becomes a
 "failed" record with a one-line cause, and the batch goes on.
+
+The summary records the input's fingerprint (size, modification time,
+SHA-256; :mod:`segment.batch.fingerprint`) taken before the image is read;
+an input that changes or disappears while its image is made fails with one
+line and loses its summary, so a rerun redoes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from segment.batch.discover import BatchItem
+from segment.batch.fingerprint import fingerprint, unchanged_since
 from segment.config import SegmentConfig
 from segment.segment_file import segment_file
 
@@ -85,6 +92,11 @@ def thumbnail_paths(item: BatchItem, root: Path) -> tuple[Path, Path]:
     return folder / f"{item.stem}.jpg", folder / f"{item.stem}_seg.png"
 
 
+def output_folders(item: BatchItem, root: Path) -> tuple[Path, Path]:
+    """The folders the task of ``item`` writes to: its output folder and its thumbnail folder."""
+    return item.outdir, thumbnail_paths(item, root)[0].parent
+
+
 def one_line(exc: BaseException, source: Path) -> str:
     """The cause of an error in one line, without the file name (the caller names the file).
 
@@ -139,6 +151,7 @@ def process_image(task: ImageTask) -> ImageRecord:
 
 def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, ...], start: float) -> ImageRecord:
     item, root = task.item, task.root
+    source = fingerprint(item.source)  # before the image is read: see segment.batch.fingerprint
     try:
         from segment.outputs import output_paths
 
@@ -150,6 +163,7 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
                 "input": item.relative,
                 "page": None if item.page is None else item.page + 1,
                 "files": files,
+                "source": source,
             }
         }
         result = segment_file(
@@ -166,6 +180,15 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
         )
     except Exception as exc:  # one image's failure, whatever it is, must not stop the batch
         return record_for(item, root, "failed", seconds=time.perf_counter() - start, error=one_line(exc, item.source))
+    if source is not None and not unchanged_since(item.source, source):
+        # Its outputs may come from the old content or the new: without a summary they count as not done.
+        with contextlib.suppress(OSError):
+            result.paths["json"].unlink()
+        cause = "changed" if item.source.exists() else "was removed"
+        return record_for(
+            item, root, "failed", seconds=time.perf_counter() - start,
+            error=f"input {cause} while it was being segmented; run again to redo it",
+        )
     return record_for(
         item,
         root,
