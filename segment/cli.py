@@ -287,11 +287,9 @@ def _stopped_cleanly(what_is_left):
 def _reported_errors(path: Path, failures: list[ExitCode]):
     """Turn what a user can cause while processing ``path`` into one stderr line.
 
-    Warnings become ``warning:`` lines; settings that do not fit the data
-    record a usage failure (exit code 2), any other input problem a failure
+    Warnings become ``warning:`` lines; an input problem records a failure
     (exit code 1). Programming errors still propagate.
     """
-    from segment.config import SettingsError
     from segment.io import SegmentError
 
     with warnings.catch_warnings(record=True) as caught:
@@ -301,7 +299,7 @@ def _reported_errors(path: Path, failures: list[ExitCode]):
         except (SegmentError, ValueError, OSError, MemoryError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             report_error(message if message.startswith(str(path)) else f"{path}: {message}")
-            failures.append(ExitCode.USAGE if isinstance(exc, SettingsError) else ExitCode.FAILED)
+            failures.append(ExitCode.FAILED)
     for warning in caught:
         typer.echo(f"warning: {path}: {warning.message}", err=True)
 
@@ -477,7 +475,6 @@ def fit_command(
     stopped by Ctrl-C or SIGTERM (no model written).
     """
     from segment.batch import BatchError
-    from segment.config import SettingsError
     from segment.fit_collection import fit_shared_model
     from segment.progress import make_progress
 
@@ -485,9 +482,6 @@ def fit_command(
         with _stopped_cleanly(lambda: "no model written; run again"):
             result = fit_shared_model(inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet))
     except BatchError as exc:
-        report_error(str(exc))
-        raise typer.Exit(ExitCode.USAGE) from None
-    except SettingsError as exc:
         report_error(str(exc))
         raise typer.Exit(ExitCode.USAGE) from None
     for name, cause in result.failed:

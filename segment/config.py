@@ -25,10 +25,6 @@ IMAGE_SUFFIXES = (
 MIN_WORK_PIXELS = 10_000
 
 
-class SettingsError(ValueError):
-    """Settings that do not fit the data (e.g. more components than pixels)."""
-
-
 @dataclass(frozen=True)
 class SegmentConfig:
     """All settings of :func:`segment.segment_image`, with their defaults.

@@ -39,12 +39,15 @@ def page_stem(base: str, page: int | None) -> str:
 def file_pages(path: str | os.PathLike) -> list[tuple[int | None, str]]:
     """(page, output stem) of each image in a file: one per page of a multi-page TIFF.
 
-    A single image (or an unreadable file, whose error comes when it is
-    segmented) gives ``[(None, stem)]``; pages give stems ``name_p001``, ...
+    A single image (or an unreadable file, a pipe or a device, whose error
+    comes when it is segmented) gives ``[(None, stem)]``; pages give stems
+    ``name_p001``, ...
     """
     from segment import io
 
     path = Path(path)
+    if not path.is_file():  # a pipe or device can be read once only: by the worker that segments it
+        return [(None, path.stem)]
     try:
         count = io.count_pages(path)
     except io.ImageReadError:

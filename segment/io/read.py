@@ -76,6 +76,8 @@ def read_image(
     ('PNG', (303, 384))
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return _read_stream(path, page, level=level, dpi=dpi, max_pixels=max_pixels)
     kind = _file_kind(path)
     if kind != "tiff" and level not in (None, 0):
         raise ImageReadError(path, f"has no pyramid; level {level} does not exist")
@@ -204,6 +206,21 @@ def valid_pixels(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
         return None
     differs = image != image.dtype.type(nodata) if image.dtype.kind == "f" else image != nodata
     return differs if differs.ndim == 2 else differs.any(axis=2)
+
+
+def _read_stream(path: Path, page: int, **options) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`read_image` of a pipe or device, which can be read once only: its bytes go through a temporary file."""
+    import tempfile
+
+    data = _read_bytes(path)
+    with tempfile.TemporaryDirectory(prefix="segment-stream-") as folder:
+        copy = Path(folder) / path.name
+        copy.write_bytes(data)
+        try:
+            image, info = read_image(copy, page, **options)
+        except ImageReadError as exc:
+            raise ImageReadError(path, exc.cause) from None
+    return image, dataclasses.replace(info, path=str(path))
 
 
 def _file_kind(path: Path) -> str:
