@@ -97,8 +97,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     >>> gm = GaussianMixture(2, random_state=0).fit(X)
     >>> gm
     GaussianMixture(n_components=2, random_state=0)
-    >>> np.sort(gm.means_[:, 0]).round(0)
-    array([0., 8.])
+    >>> bool(np.allclose(np.sort(gm.means_[:, 0]), [0.0, 8.0], atol=0.3))
+    True
     >>> gm.predict([[0.0, 0.0], [8.0, 8.0]]).tolist() in ([0, 1], [1, 0])
     True
     """
@@ -372,9 +372,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> X = [[-1.0], [1.0], [0.0]]
-        >>> bool(GaussianMixture(1).fit(X).bic(X) > GaussianMixture(1).fit(X).aic(X))
-        True
+        >>> X = [[-1.0], [1.0]]
+        >>> round(GaussianMixture(1).fit(X).bic(X), 3)  # 2 log-likelihood terms + 2 parameters * log(2)
+        7.062
         """
         n = len(X)
         return -2 * self.score(X) * n + self._n_parameters() * math.log(n)

@@ -28,9 +28,10 @@ def fit_chunks(model, chunks: Iterable[np.ndarray] | Callable[[], Iterable[np.nd
     Parameters
     ----------
     model : GaussianMixture
-        Its settings are used and its fitted attributes set, as by ``fit``;
-        the start is drawn from the first chunk (or given by the
-        ``*_init`` parameters, or the fitted parameters with ``warm_start``).
+        Its settings are used and its fitted attributes set, as by ``fit``.
+        The start is drawn from the first chunk, except what the ``*_init``
+        parameters give (all three give the start of an in-memory fit), or
+        the fitted parameters with ``warm_start``.
     chunks : sequence of (n_i, D) arrays, or a callable returning an iterable of them
         Read once per iteration; a callable (e.g. one that reads the chunks
         from files) is called for every pass, so that only one chunk needs
@@ -46,7 +47,7 @@ def fit_chunks(model, chunks: Iterable[np.ndarray] | Callable[[], Iterable[np.nd
     >>> from segment.gmm import GaussianMixture
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(0, 1, (200, 1)), rng.normal(9, 1, (200, 1))])
-    >>> start = dict(means_init=[[1.0], [8.0]], random_state=0)
+    >>> start = dict(weights_init=[0.5, 0.5], means_init=[[1.0], [8.0]], precisions_init=[[[1.0]], [[1.0]]])
     >>> chunked = fit_chunks(GaussianMixture(2, **start), np.array_split(X, 4))
     >>> whole = GaussianMixture(2, **start).fit(X)
     >>> bool(np.allclose(chunked.means_, whole.means_, rtol=1e-9))
