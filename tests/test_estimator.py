@@ -155,3 +155,11 @@ def test_predict_proba_memory_is_the_output_plus_a_pass():
     model.score_samples(X)
     assert tracemalloc.get_traced_memory()[1] < len(X) * 4 + 2**20
     tracemalloc.stop()
+
+
+def test_inference_on_no_rows(blobs):
+    X, _ = blobs
+    model = GaussianMixture(3, random_state=0).fit(X)
+    labels, confidence = model.label(X[:0])
+    assert labels.shape == confidence.shape == (0,)
+    assert model.predict_proba(X[:0]).shape == (0, 3) and model.weighted_log_prob(X[:0]).shape == (0, 3)

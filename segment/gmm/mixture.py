@@ -167,7 +167,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         array([[1.5]])
         """
         self.validate_parameters()
-        X = self._validate(X, reset=True)
+        X = self._validate(X, reset=True, min_samples=2)
         weights = self._check_sample_weight(sample_weight, X)
         if X.shape[0] < self.n_components:
             raise ValueError(
@@ -212,7 +212,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         self.validate_parameters()
         first = not hasattr(self, "n_features_in_")
-        X = self._validate(X, reset=first)
+        X = self._validate(X, reset=first, min_samples=1)
         weights = self._check_sample_weight(sample_weight, X)
         if hasattr(self, "means_"):
             params = fitted_parameters(self)
@@ -590,8 +590,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}")
 
-    def _validate(self, X, reset: bool) -> np.ndarray:
-        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES, ensure_min_samples=2 if reset else 1)
+    def _validate(self, X, reset: bool, min_samples: int = 0) -> np.ndarray:
+        # Inference accepts no rows (an image whose pixels are all masked out).
+        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES, ensure_min_samples=min_samples)
         return np.ascontiguousarray(X)
 
     @staticmethod
