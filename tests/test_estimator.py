@@ -163,3 +163,10 @@ def test_inference_on_no_rows(blobs):
     labels, confidence = model.label(X[:0])
     assert labels.shape == confidence.shape == (0,)
     assert model.predict_proba(X[:0]).shape == (0, 3) and model.weighted_log_prob(X[:0]).shape == (0, 3)
+
+
+def test_one_sample_fits_one_component():
+    model = GaussianMixture(1).fit([[2.0, 3.0]])
+    np.testing.assert_array_equal(model.means_, [[2.0, 3.0]])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(2).fit([[2.0, 3.0]])

@@ -167,7 +167,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         array([[1.5]])
         """
         self.validate_parameters()
-        X = self._validate(X, reset=True, min_samples=2)
+        X = self._validate(X, reset=True, min_samples=1)
         weights = self._check_sample_weight(sample_weight, X)
         if X.shape[0] < self.n_components:
             raise ValueError(
