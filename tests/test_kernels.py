@@ -56,13 +56,33 @@ def test_em_statistics_match_reference(N, D, K, dtype, rtol):
     X = np.ascontiguousarray(means[rng.integers(K, size=N)] + rng.normal(size=(N, D)), dtype=dtype)
     no_prior = np.empty((0, K), dtype=np.float32)
     _, lse, _, nk, s1, s2 = _reference(X, means, prec_chol, log_norm, no_prior)
-    loglik, nk_k, s1_k, s2_k = (a.sum(axis=0) for a in _kernels.em_statistics(X, means, prec_chol, log_norm, no_prior))
+    unit = np.empty(0, dtype=dtype)
+    loglik, nk_k, s1_k, s2_k = (a.sum(axis=0) for a in _kernels.em_statistics(X, means, prec_chol, log_norm, no_prior, unit))
     scale = N  # statistics are sums over pixels: compare relative to their size
     assert loglik == pytest.approx(lse.sum(), rel=rtol)
     assert np.abs(nk_k - nk).max() < rtol * scale
     assert np.abs(s1_k - s1).max() < rtol * scale * np.abs(X).max()
     assert np.abs(np.triu(s2_k) - s2).max() < rtol * scale * np.abs(X).max() ** 2
     assert np.all(np.tril(s2_k, -1) == 0)
+
+
+@pytest.mark.parametrize("D", [3, _kernels.MAX_UNROLLED + 1])
+def test_weighted_statistics_match_reference(D):
+    rng = np.random.default_rng(D)
+    N, K = 5_000, 4
+    means, prec_chol, log_norm = _model(K, D, np.float64, rng)
+    X = means[rng.integers(K, size=N)] + rng.normal(size=(N, D))
+    weights = rng.uniform(0.0, 3.0, size=N)
+    weights[::7] = 0.0
+    no_prior = np.empty((0, K), dtype=np.float32)
+    _, lse, resp, _, _, _ = _reference(X, means, prec_chol, log_norm, no_prior)
+    diff = X[:, None, :] - means[None]
+    loglik, nk, s1, s2 = (a.sum(axis=0) for a in _kernels.em_statistics(X, means, prec_chol, log_norm, no_prior, weights))
+    weighted = resp * weights[:, None]
+    assert loglik == pytest.approx((weights * lse).sum(), rel=1e-12)
+    np.testing.assert_allclose(nk, weighted.sum(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(s1, np.einsum("nk,nkd->kd", weighted, diff), rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(np.triu(s2), np.triu(np.einsum("nk,nka,nkb->kab", weighted, diff, diff)), rtol=1e-9, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

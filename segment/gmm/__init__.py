@@ -1,5 +1,7 @@
-"""Gaussian mixture models fitted by EM in Numba kernels."""
+"""Gaussian mixture models fitted by EM in Numba kernels: the estimator, its EM steps and streaming EM."""
 
-from segment.gmm.mixture import ConvergenceWarning, GaussianMixture
+from sklearn.exceptions import ConvergenceWarning
+
+from segment.gmm.mixture import GaussianMixture
 
 __all__ = ["ConvergenceWarning", "GaussianMixture"]

@@ -9,6 +9,9 @@ Every kernel takes the model as arrays of the feature dtype:
 - ``log_norm``: (K,) log(weight_k) + log det(P_k) - D/2 log(2 pi).
 - ``log_prior``: (N, K) float32 extra log-prior per pixel (the smoothing
   prior), or a (0, K) array for none.
+- ``sample_weight``: (N,) per-pixel weights of X's dtype multiplying the
+  pixel's statistics and log-likelihood (a pixel of weight 3 counts as three
+  copies), or a (0,) array for unit weights.
 
 Pixels are processed in blocks of ``BLOCK``, transposed to (D, BLOCK), so that
 every inner loop runs over contiguous pixels without branches and the compiler
@@ -201,14 +204,21 @@ def _block_argmax(nb, log_prob, best):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_log_likelihood(nb, peak, total, group):
-    """Sum of log p(x) = peak + log(total) over a block, in float64.
+def _block_log_likelihood(nb, peak, total, group, sample_weight, start):
+    """Sum of (weighted) log p(x) = peak + log(total) over a block, in float64.
 
-    The logs of ``group`` totals are taken as one log of their product, which
-    cannot overflow float64 (see :func:`_product_group`), to spare the
-    per-pixel scalar log.
+    Without weights the logs of ``group`` totals are taken as one log of
+    their product, which cannot overflow float64 (see
+    :func:`_product_group`), to spare the per-pixel scalar log. Pixels of
+    weight 0 add nothing, even where their log p(x) is -inf.
     """
     result = 0.0
+    if sample_weight.shape[0] > 0:
+        for i in range(nb):
+            w = sample_weight[start + i]
+            if w != 0:
+                result += float(w) * (float(peak[i]) + math.log(float(total[i])))
+        return result
     for i in range(nb):
         result += peak[i]
     for first in range(0, nb, group):
@@ -220,32 +230,42 @@ def _block_log_likelihood(nb, peak, total, group):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _block_scale(nb, total, sample_weight, start):
+    """Replace the posteriors' sums ``total`` by weight / total: the factor that turns them into weighted responsibilities."""
+    one = total.dtype.type(1.0)
+    if sample_weight.shape[0] > 0:
+        for i in range(nb):
+            total[i] = sample_weight[start + i] / total[i]
+    else:
+        for i in range(nb):
+            total[i] = one / total[i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def _product_group(K):
     """Number of per-pixel totals (each at most ``K``) whose product fits in float64."""
     return max(1, int(_LOG2_PRODUCT_LIMIT / math.log2(K + 1)))
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
+def _block_statistics(xb, nb, means, resp, scale, active, w, nk, s1, s2):
     """Add one block's sufficient statistics to ``nk`` (K,), ``s1`` (K, D), ``s2`` (K, D, D).
 
     ``resp[:, :nb]`` holds the unnormalised posteriors of the pixels
-    ``xb[:, :nb]`` and ``total`` their sums (overwritten by the inverse);
-    ``resp`` is normalised in place and ``w`` (D, BLOCK) is scratch. Sums over
+    ``xb[:, :nb]`` and ``scale`` the factor (weight / sum of posteriors) that
+    makes them weighted responsibilities, applied to ``resp`` in place;
+    ``w`` (D, BLOCK) is scratch. Sums over
     the block are taken in the feature dtype, then added to the float64
     arrays. Components that are not ``active`` in the block are skipped.
     """
     K, D = means.shape
     zero = resp.dtype.type(0.0)
-    one = resp.dtype.type(1.0)
-    for i in range(nb):
-        total[i] = one / total[i]
     for k in range(K):
         if not active[k]:
             continue
         acc = zero
         for i in range(nb):
-            resp[k, i] *= total[i]
+            resp[k, i] *= scale[i]
             acc += resp[k, i]
         nk[k] += acc
         for a in range(D):
@@ -272,7 +292,7 @@ def _block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
 # in the names keeps the cache entries of different D apart.
 
 _KERNELS_SOURCE = '''
-def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior):
+def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior, sample_weight):
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + CHUNK - 1) // CHUNK
@@ -289,7 +309,8 @@ def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior):
             load_block(X, start, nb, xb)
             block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, vec[0], log_prob)
             _block_posteriors(nb, log_prob, vec[0], vec[1], bits, active)
-            loglik[c] += _block_log_likelihood(nb, vec[0], vec[1], group)
+            loglik[c] += _block_log_likelihood(nb, vec[0], vec[1], group, sample_weight, start)
+            _block_scale(nb, vec[1], sample_weight, start)
             block_statistics(xb, nb, means, log_prob, vec[1], active, dk, nk[c], s1[c], s2[c])
     return loglik, nk, s1, s2
 
@@ -388,11 +409,8 @@ def block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y, 
                 log_prob[k, i] += log_prior[start + i, k]
 
 
-def block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
+def block_statistics(xb, nb, means, resp, scale, active, w, nk, s1, s2):
     zero = resp.dtype.type(0.0)
-    one = resp.dtype.type(1.0)
-    for i in range(nb):
-        total[i] = one / total[i]
     for k in range(means.shape[0]):
         if not active[k]:
             continue
@@ -401,7 +419,7 @@ def block_statistics(xb, nb, means, resp, total, active, w, nk, s1, s2):
 {lines("f{a} = zero", each, 8)}
 {lines("g{a}_{b} = zero", upper, 8)}
         for i in range(nb):
-            r = resp[k, i] * total[i]
+            r = resp[k, i] * scale[i]
             n += r
 {lines("d{a} = xb[{a}, i] - m{a}", each, 12)}
 {lines("w{a} = r * d{a}", each, 12)}
@@ -438,16 +456,16 @@ def _kernels_for(D):
     )
 
 
-def em_statistics(X, means, prec_chol, log_norm, log_prior):
+def em_statistics(X, means, prec_chol, log_norm, log_prior, sample_weight):
     """One fused E-step and sufficient-statistics pass.
 
     Returns per-chunk partial sums (float64), to be summed over axis 0:
-    ``loglik`` (C,) sum of log p(x); ``nk`` (C, K) sum of responsibilities;
+    ``loglik`` (C,) sum of w log p(x); ``nk`` (C, K) sum of w * responsibilities;
     ``s1`` (C, K, D) sum of r * (x - mean_k); ``s2`` (C, K, D, D) upper
     triangle of sum of r * (x - mean_k)(x - mean_k)^T. Statistics are taken
     about the given means, which keeps them well conditioned.
     """
-    return _kernels_for(X.shape[1]).em_statistics(X, means, prec_chol, log_norm, log_prior)
+    return _kernels_for(X.shape[1]).em_statistics(X, means, prec_chol, log_norm, log_prior, sample_weight)
 
 
 def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence):
@@ -456,9 +474,10 @@ def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence)
 
 
 def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
-    """Write posteriors into ``resp_out`` (N, K) and log p(x) into ``lse_out`` (N,), both float64.
+    """Write posteriors into ``resp_out`` (N, K) and log p(x) into ``lse_out`` (N,).
 
-    ``resp_out`` may have zero rows to skip the posteriors.
+    Both float32 or float64 (the sums are exact in either). ``resp_out`` may
+    have zero rows to skip the posteriors.
     """
     _kernels_for(X.shape[1]).posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out)
 

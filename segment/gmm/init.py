@@ -1,4 +1,9 @@
-"""Initial means for EM: k-means++ seeding or random data points."""
+"""Initial parameters for EM: k-means, k-means++ seeding, random responsibilities or random data points.
+
+Every initialiser works on a seeding sample of at most ``SEEDING_SAMPLE``
+points, each with a weight, so that weighted samples (``sample_weight``) and
+samples with repeated rows are initialised alike.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import numpy as np
 from numba import njit, prange
 
 from segment.sampling import random_rows
+from segment.gmm.parameters import MixtureParameters, covariances_from_precisions, precision_cholesky
+from segment.gmm.statistics import SufficientStatistics, m_step
 
 # k-means++ is O(N K D); seeding on a random subset of this size is as good
 # for EM and keeps initialisation negligible next to the fit.
 SEEDING_SAMPLE = 20_000
-# Seedings tried by k-means++; the one with the lowest k-means inertia wins.
+# Seedings tried by k-means; the one with the lowest k-means inertia wins.
 N_SEEDINGS = 4
 # Lloyd iterations after each seeding (fewer when the centres stop moving).
 LLOYD_ITER = 10
@@ -18,49 +25,130 @@ LLOYD_ITER = 10
 LLOYD_BLOCKS = 16
 
 
-def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """Choose initial means by greedy k-means++ seeding refined by Lloyd iterations.
+def weighted_draws(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices drawn with replacement with probability proportional to ``weights``.
+
+    Rows of weight 0 are never drawn. A row repeated w times (contiguously)
+    is drawn as often as the row once with weight w, from the same draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> weighted_draws(np.array([0.0, 1.0, 0.0]), 3, np.random.default_rng(0))
+    array([1, 1, 1])
+    """
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    draws = np.searchsorted(cumulative, rng.random(size) * cumulative[-1], side="right")
+    return np.minimum(draws, len(weights) - 1)
+
+
+def seeding_sample(
+    X: np.ndarray, sample_weight: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points the initialisers work on, with their weights.
+
+    All of ``X`` when its total weight is at most ``SEEDING_SAMPLE``, else
+    ``SEEDING_SAMPLE`` rows drawn in proportion to their weights (without
+    weights: distinct rows), each of weight 1.
+
+    Returns
+    -------
+    points : (M, D) float64 ndarray
+    weights : (M,) float64 ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> points, weights = seeding_sample(np.zeros((5, 2)), np.arange(5.0), np.random.default_rng(0))
+    >>> points.shape, weights.tolist()
+    ((5, 2), [0.0, 1.0, 2.0, 3.0, 4.0])
+    """
+    weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if weights.sum() <= SEEDING_SAMPLE:
+        return np.asarray(X, dtype=np.float64), weights
+    rows = random_rows(len(X), SEEDING_SAMPLE, rng) if sample_weight is None else np.sort(weighted_draws(weights, SEEDING_SAMPLE, rng))
+    return np.asarray(X[rows], dtype=np.float64), np.ones(SEEDING_SAMPLE)
+
+
+def kmeans_centres(points: np.ndarray, weights: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """Initial means by k-means: greedy k-means++ seeding refined by Lloyd iterations.
 
     Each new centre is the best of ``2 + log(K)`` candidates drawn with
-    probability proportional to the squared distance to the nearest chosen
-    centre; a few Lloyd (k-means) iterations on the same subsample then move
-    the centres to cluster means. Of ``N_SEEDINGS`` such runs the one with the
-    lowest inertia is kept, which makes EM far less prone to poor local optima
-    than a single seeding.
+    probability proportional to weight times the squared distance to the
+    nearest chosen centre; a few weighted Lloyd (k-means) iterations then
+    move the centres to cluster means. Of ``N_SEEDINGS`` such runs the one
+    with the lowest inertia is kept, which makes EM far less prone to poor
+    local optima than a single seeding.
 
     Parameters
     ----------
-    X : (N, D) ndarray
-        Data points.
+    points : (M, D) float64 ndarray
+    weights : (M,) float64 ndarray
     n_components : int
-        Number of centres to choose.
     rng : numpy.random.Generator
-        Source of randomness.
 
     Returns
     -------
     centres : (n_components, D) float64 ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> points = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> np.sort(kmeans_centres(points, np.ones(4), 2, np.random.default_rng(0)), axis=0)
+    array([[ 0.05],
+           [10.05]])
     """
-    points = np.ascontiguousarray(_subsample(X, rng), dtype=np.float64)
-    runs = [_lloyd_kernel(points, _seed_centres(points, n_components, rng), LLOYD_ITER) for _ in range(N_SEEDINGS)]
-    return min(runs, key=lambda centres: _inertia_kernel(points, centres))
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    runs = [
+        _lloyd_kernel(points, weights, kmeans_plusplus_centres(points, weights, n_components, rng), LLOYD_ITER)
+        for _ in range(N_SEEDINGS)
+    ]
+    return min(runs, key=lambda centres: _inertia_kernel(points, weights, centres))
 
 
-def _seed_centres(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    n_points = len(points)
+def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means initial means of the (unweighted) samples ``X``: :func:`kmeans_centres` on their seeding sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> np.sort(kmeans_plusplus(X, 2, np.random.default_rng(0)), axis=0)
+    array([[ 0.05],
+           [10.05]])
+    """
+    return kmeans_centres(*seeding_sample(X, None, rng), n_components, rng)
+
+
+def kmeans_plusplus_centres(
+    points: np.ndarray, weights: np.ndarray, n_components: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Initial means by greedy k-means++ seeding alone (scikit-learn's ``init_params="k-means++"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> points = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> centres = kmeans_plusplus_centres(points, np.ones(4), 2, np.random.default_rng(0))
+    >>> sorted(int(c >= 5) for c in centres[:, 0])
+    [0, 1]
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
     n_trials = 2 + int(np.log(n_components))
     chosen = np.empty(n_components, dtype=np.int64)
-    chosen[0] = rng.integers(n_points)
-    closest = np.full(n_points, np.inf)
+    chosen[0] = weighted_draws(weights, 1, rng)[0]
+    closest = np.full(len(points), np.inf)
     _take_closest(points, chosen[0], closest)
     for k in range(1, n_components):
-        total = closest.sum()
-        if total > 0:
-            candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * total)
-            candidates = np.minimum(candidates, n_points - 1)
+        potential = weights * closest
+        if potential.sum() > 0:
+            candidates = weighted_draws(potential, n_trials, rng)
         else:
-            candidates = rng.integers(n_points, size=n_trials)
-        chosen[k] = _best_candidate(points, closest, candidates)
+            candidates = weighted_draws(weights, n_trials, rng)
+        chosen[k] = _best_candidate(points, weights, closest, candidates)
         _take_closest(points, chosen[k], closest)
     return points[chosen]
 
@@ -75,13 +163,13 @@ def _squared_distance_to(points, i, j):
 
 
 @njit(cache=True)
-def _best_candidate(points, closest, candidates):
-    """The candidate point that, as a new centre, leaves the smallest sum of squared distances to the nearest centre."""
+def _best_candidate(points, weights, closest, candidates):
+    """The candidate point that, as a new centre, leaves the smallest weighted sum of squared distances to the nearest centre."""
     best, best_potential = candidates[0], np.inf
     for c in candidates:
         potential = 0.0
         for i in range(points.shape[0]):
-            potential += min(closest[i], _squared_distance_to(points, i, c))
+            potential += weights[i] * min(closest[i], _squared_distance_to(points, i, c))
         if potential < best_potential:
             best, best_potential = c, potential
     return best
@@ -95,10 +183,10 @@ def _take_closest(points, centre, closest):
 
 
 @njit(cache=True)
-def _nearest_into(points, centres, nearest, start, stop, counts, sums):
-    """Nearest centre (ties: the lower index) of points ``start:stop``, with their counts and sums per centre.
+def _nearest_into(points, weights, centres, nearest, start, stop, counts, sums):
+    """Nearest centre (ties: the lower index) of points ``start:stop``, with their weights and weighted sums per centre.
 
-    Returns the points' sum of squared distances to their nearest centre.
+    Returns the points' weighted sum of squared distances to their nearest centre.
     """
     D = points.shape[1]
     total = 0.0
@@ -112,15 +200,15 @@ def _nearest_into(points, centres, nearest, start, stop, counts, sums):
             if distance < best:
                 best, best_k = distance, k
         nearest[i] = best_k
-        counts[best_k] += 1.0
+        counts[best_k] += weights[i]
         for d in range(D):
-            sums[best_k, d] += points[i, d]
-        total += best
+            sums[best_k, d] += weights[i] * points[i, d]
+        total += weights[i] * best
     return total
 
 
 @njit(cache=True, parallel=True)
-def _assign(points, centres, nearest):
+def _assign(points, weights, centres, nearest):
     """Assign every point to its nearest centre in ``LLOYD_BLOCKS`` blocks, in parallel.
 
     Returns per-block counts (B, K), sums (B, K, D) and inertia (B,): reduced
@@ -133,26 +221,26 @@ def _assign(points, centres, nearest):
     sums = np.zeros((LLOYD_BLOCKS, K, D))
     inertia = np.zeros(LLOYD_BLOCKS)
     for b in prange(LLOYD_BLOCKS):
-        inertia[b] = _nearest_into(points, centres, nearest, b * size, min(N, (b + 1) * size), counts[b], sums[b])
+        inertia[b] = _nearest_into(points, weights, centres, nearest, b * size, min(N, (b + 1) * size), counts[b], sums[b])
     return counts, sums, inertia
 
 
 @njit(cache=True)
-def _inertia_kernel(points, centres):
-    """Sum of squared distances of (N, D) ``points`` to their nearest centre."""
-    return _assign(points, centres, np.empty(points.shape[0], dtype=np.int64))[2].sum()
+def _inertia_kernel(points, weights, centres):
+    """Weighted sum of squared distances of (N, D) ``points`` to their nearest centre."""
+    return _assign(points, weights, centres, np.empty(points.shape[0], dtype=np.int64))[2].sum()
 
 
 @njit(cache=True)
-def _lloyd_kernel(points, centres, n_iter):
-    """k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``.
+def _lloyd_kernel(points, weights, centres, n_iter):
+    """Weighted k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``.
 
-    An emptied cluster keeps its centre.
+    A cluster without weight keeps its centre.
     """
     K, D = centres.shape
     nearest = np.empty(points.shape[0], dtype=np.int64)
     for _ in range(n_iter):
-        block_counts, block_sums, _ = _assign(points, centres, nearest)
+        block_counts, block_sums, _ = _assign(points, weights, centres, nearest)
         counts = block_counts.sum(axis=0)
         sums = block_sums.sum(axis=0)
         moved = centres.copy()
@@ -187,32 +275,108 @@ def _nearest(columns: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return nearest
 
 
-def random_from_data(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """Choose ``n_components`` distinct rows of ``X`` at random as initial means."""
-    index = rng.choice(len(X), size=n_components, replace=False)
-    return np.asarray(X[np.sort(index)], dtype=np.float64)
+def random_from_data_centres(points: np.ndarray, weights: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_components`` distinct points of positive weight, drawn at random, as initial means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> random_from_data_centres(np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 0.0, 1.0]), 2, np.random.default_rng(0))
+    array([[0.],
+           [2.]])
+    """
+    candidates = np.flatnonzero(weights > 0)
+    if len(candidates) < n_components:
+        candidates = np.arange(len(points))
+    index = rng.choice(candidates, size=n_components, replace=False)
+    return np.asarray(points[np.sort(index)], dtype=np.float64)
 
 
-def hard_assignment(X: np.ndarray, centres: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Assign a subsample of ``X`` to the nearest centre.
+CENTRE_INITIALISERS = {
+    "kmeans": kmeans_centres,
+    "kmeans++": kmeans_centres,  # the name segment's configuration has always used
+    "k-means++": kmeans_plusplus_centres,
+    "random_from_data": random_from_data_centres,
+}
+INIT_PARAMS = (*CENTRE_INITIALISERS, "random")
+
+
+def initial_parameters(
+    X: np.ndarray,
+    n_components: int,
+    rng: np.random.Generator,
+    *,
+    covariance_type: str = "full",
+    reg_covar: float = 1e-6,
+    init_params: str = "kmeans",
+    sample_weight: np.ndarray | None = None,
+    weights_init: np.ndarray | None = None,
+    means_init: np.ndarray | None = None,
+    precisions_init: np.ndarray | None = None,
+) -> MixtureParameters:
+    """Starting parameters of EM, with scikit-learn's ``init_params`` and ``*_init`` meanings.
+
+    The initial responsibilities (hard assignments to the nearest initial
+    mean, or random ones for ``"random"``) of the seeding sample give the
+    parameters by one M-step; user-given weights, means or precisions then
+    replace theirs.
+
+    Parameters
+    ----------
+    X : (N, D) ndarray
+    n_components : int
+    rng : numpy.random.Generator
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    reg_covar : float
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "kmeans++"}
+        "kmeans": k-means (k-means++ seeding and Lloyd iterations);
+        "k-means++": the seeding alone; "random": random responsibilities;
+        "random_from_data": random points as means; "kmeans++" is an alias
+        of "kmeans".
+    sample_weight : (N,) ndarray, optional
+    weights_init, means_init, precisions_init : ndarray, optional
+        scikit-learn's shapes.
 
     Returns
     -------
-    points : (M, D) float64 ndarray
-        The subsample.
-    labels : (M,) int ndarray
-        Index of the nearest centre of each point.
+    MixtureParameters
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [0.2], [10.0], [10.2]])
+    >>> params = initial_parameters(X, 2, np.random.default_rng(0), covariance_type="spherical")
+    >>> np.sort(params.means[:, 0]).round(2), params.weights
+    (array([ 0.1, 10.1]), array([0.5, 0.5]))
     """
-    points = _subsample(X, rng).astype(np.float64)
-    return points, _nearest(np.ascontiguousarray(points.T), centres)
+    points, weights = seeding_sample(X, sample_weight, rng)
+    if init_params == "random" and means_init is None:
+        resp = rng.uniform(size=(len(points), n_components))
+        resp /= resp.sum(axis=1, keepdims=True)
+        reference = np.zeros((n_components, points.shape[1]))
+    else:
+        if means_init is not None:
+            reference = np.asarray(means_init, dtype=np.float64)
+        else:
+            reference = CENTRE_INITIALISERS[init_params](points, weights, n_components, rng)
+        resp = np.zeros((len(points), n_components))
+        resp[np.arange(len(points)), _nearest(np.ascontiguousarray(points.T), reference)] = 1.0
+    params = m_step(_statistics(points, weights, resp, reference), covariance_type, reg_covar)
+    weights_, means, covariances, prec_chol = params
+    if weights_init is not None:
+        weights_ = np.asarray(weights_init, dtype=np.float64)
+    if means_init is not None:
+        means = reference
+    if precisions_init is not None:
+        covariances = covariances_from_precisions(precisions_init, covariance_type)
+        prec_chol = precision_cholesky(covariances, covariance_type)
+    return MixtureParameters(weights_, means, covariances, prec_chol)
 
 
-def _subsample(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return X[random_rows(len(X), SEEDING_SAMPLE, rng)]
-
-
-INITIALISERS = {
-    "kmeans++": kmeans_plusplus,
-    "k-means++": kmeans_plusplus,
-    "random_from_data": random_from_data,
-}
+def _statistics(points, weights, resp, reference):
+    """Sufficient statistics of weighted ``points`` with responsibilities ``resp`` (M, K), about ``reference``."""
+    weighted = resp * weights[:, None]
+    diff = points[:, None, :] - reference[None]
+    s1 = np.einsum("mk,mkd->kd", weighted, diff)
+    s2 = np.einsum("mk,mkd,mke->kde", weighted, diff, diff)
+    return SufficientStatistics(0.0, float(weights.sum()), weighted.sum(axis=0), s1, s2, reference)

@@ -1,41 +1,43 @@
-"""GaussianMixture with scikit-learn's names and semantics, fitted by Numba EM."""
+"""GaussianMixture: scikit-learn's estimator, fitted by Numba EM."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import warnings
+from functools import partial
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segment.gmm import _kernels
-from segment.gmm.init import INITIALISERS, hard_assignment
+from segment.gmm.em import EMRun, as_generator, fit_estimator, fitted_parameters, set_fitted
+from segment.gmm.init import INIT_PARAMS, initial_parameters
+from segment.gmm.parameters import COVARIANCE_TYPES, MixtureParameters, kernel_parameters, n_parameters, precision_cholesky
+from segment.gmm.statistics import chunk_statistics, m_step
 
-COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 MODEL_FORMAT = "segment-gmm"
 MODEL_VERSION = 1
-_EPS = 10 * np.finfo(np.float64).eps
-_SINGULAR = (
-    "Fitting the mixture model failed because some components have ill-defined empirical "
-    "covariance (for instance caused by singleton or collapsed samples). Try to decrease "
-    "the number of components, increase reg_covar, or scale the input data."
-)
+# predict_proba works on this many rows at a time, so that besides its output
+# it needs one log-likelihood per row of a pass (1 MiB in float64).
+ROWS_PER_PASS = 1 << 17
+FLOAT_DTYPES = (np.float64, np.float32)
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the log-likelihood settled within ``tol``."""
-
-
-class GaussianMixture:
+class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in Numba kernels.
 
-    A drop-in for :class:`sklearn.mixture.GaussianMixture`: same parameters,
-    fitted attributes and methods, so either can replace the other. Features
-    may be float32 (fast path, statistics still accumulated in float64) or
-    float64; no (N, K) matrix is built while fitting.
+    A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same
+    parameters, fitted attributes and methods (it passes scikit-learn's
+    estimator checks), plus weighted fits (``sample_weight``), streaming EM
+    (:meth:`partial_fit`, :mod:`segment.gmm.streaming`) and a per-sample
+    log-prior. Float32 features are fitted in float32 (statistics summed in
+    float64) and give float32 attributes and outputs; no (N, K) matrix is
+    built while fitting, and :meth:`predict_proba` needs little beyond its output.
 
     Parameters
     ----------
@@ -44,20 +46,28 @@ class GaussianMixture:
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
         Covariance structure.
     tol : float, default 1e-3
-        EM stops when the mean log-likelihood changes by less than this.
+        EM stops when the lower bound (mean log-likelihood) changes by less.
     reg_covar : float, default 1e-6
         Non-negative value added to covariance diagonals.
     max_iter : int, default 100
-        Maximum number of EM iterations per initialisation.
+        Maximum number of EM iterations per initialisation (0: initialise only).
     n_init : int, default 1
-        Number of initialisations; the one with the highest final
-        log-likelihood is kept.
-    init_params : {"kmeans++", "k-means++", "random_from_data"}, default "kmeans++"
-        How initial means are chosen when ``means_init`` is not given.
-    weights_init, means_init, precisions_init : ndarray, optional
-        User-provided initial parameters (scikit-learn's shapes).
-    random_state : int, numpy.random.Generator or None
-        Seed of the initialisation.
+        Number of initialisations; the one with the highest lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "kmeans++"}, default "kmeans"
+        How the initial parameters are chosen (see
+        :func:`segment.gmm.init.initial_parameters`; "kmeans++" is an alias of "kmeans").
+    weights_init : (K,) array_like, optional
+    means_init : (K, D) array_like, optional
+    precisions_init : array_like, optional
+        User-provided initial parameters, in scikit-learn's shapes.
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        Seed of the initialisation and of :meth:`sample`.
+    warm_start : bool, default False
+        Start :meth:`fit` from the fitted parameters (one initialisation).
+    verbose : int, default 0
+        Print progress on stdout (1: iterations, 2: also times and changes).
+    verbose_interval : int, default 10
+        Iterations between two progress messages.
 
     Attributes
     ----------
@@ -69,10 +79,28 @@ class GaussianMixture:
     n_iter_ : int
     lower_bound_ : float
         Mean log-likelihood of the best initialisation at its last E-step.
-    log_likelihood_history_ : list of float
-        Mean log-likelihood at every iteration of the best initialisation.
+    lower_bounds_ : list of float
+        The lower bound at every iteration of the best initialisation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    statistics_ : SufficientStatistics
+        After :meth:`partial_fit`: the statistics accumulated so far.
     metadata_ : dict
         Free-form information saved with the model (e.g. feature settings).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2))])
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> gm
+    GaussianMixture(n_components=2, random_state=0)
+    >>> bool(np.allclose(np.sort(gm.means_[:, 0]), [0.0, 8.0], atol=0.3))
+    True
+    >>> gm.predict([[0.0, 0.0], [8.0, 8.0]]).tolist() in ([0, 1], [1, 0])
+    True
     """
 
     def __init__(
@@ -84,11 +112,14 @@ class GaussianMixture:
         reg_covar: float = 1e-6,
         max_iter: int = 100,
         n_init: int = 1,
-        init_params: str = "kmeans++",
+        init_params: str = "kmeans",
         weights_init: np.ndarray | None = None,
         means_init: np.ndarray | None = None,
         precisions_init: np.ndarray | None = None,
-        random_state: int | np.random.Generator | None = None,
+        random_state: int | np.random.Generator | np.random.RandomState | None = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -101,9 +132,14 @@ class GaussianMixture:
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: np.ndarray, y: Any = None, *, log_prior: np.ndarray | None = None) -> "GaussianMixture":
+    def fit(
+        self, X: np.ndarray, y: Any = None, *, sample_weight: np.ndarray | None = None, log_prior: np.ndarray | None = None
+    ) -> GaussianMixture:
         """Estimate the parameters by EM.
 
         Parameters
@@ -111,6 +147,10 @@ class GaussianMixture:
         X : (N, D) array_like
             Samples; float32 stays float32, anything else becomes float64.
         y : ignored
+        sample_weight : (N,) array_like, optional
+            Non-negative weight of each sample: an integer weight is the same
+            as that many copies of the sample (e.g. fit a histogram's bins
+            weighted by their counts instead of every pixel).
         log_prior : (N, K) float32 ndarray, optional
             Per-sample log-prior added to the component log-densities
             (used by the spatial smoothing).
@@ -118,96 +158,117 @@ class GaussianMixture:
         Returns
         -------
         self : GaussianMixture
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> bins = np.array([[0.0], [1.0], [2.0]])
+        >>> GaussianMixture(1).fit(bins, sample_weight=[1, 0, 3]).means_
+        array([[1.5]])
         """
-        self._check_parameters()
-        X = self._check_X(X, fitting=True)
-        rng = np.random.default_rng(self.random_state)
-        best: tuple | None = None
-        for _ in range(self.n_init):
-            params = self._initial_parameters(X, rng)
-            result = self._run_em(X, params, log_prior)
-            if best is None or result[1] > best[1]:
-                best = result
-        params, lower_bound, history, converged = best
-        self._set_parameters(*params)
-        self.lower_bound_ = lower_bound
-        self.log_likelihood_history_ = history
-        self.n_iter_ = len(history)
-        self.converged_ = converged
-        self.n_features_in_ = X.shape[1]
-        if not converged:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations "
-                f"(last change {history[-1] - history[-2] if len(history) > 1 else float('nan'):.3g}); "
-                "increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
+        self.validate_parameters()
+        X = self._validate(X, reset=True, min_samples=1)
+        weights = self._check_sample_weight(sample_weight, X)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {X.shape[0]}"
             )
+        e_step = partial(chunk_statistics, X, covariance_type=self.covariance_type, sample_weight=weights, log_prior=log_prior)
+        fit_estimator(self, e_step, partial(self.initial_parameters, X, sample_weight=weights), X.shape[1], X.dtype)
         return self
 
-    def _run_em(self, X, params, log_prior):
-        history: list[float] = []
-        lower_bound = -np.inf
-        converged = False
-        for _ in range(self.max_iter):
-            previous = lower_bound
-            loglik, stats = self._e_step_statistics(X, params, log_prior)
-            lower_bound = loglik / X.shape[0]
-            params = _m_step(*stats, self.covariance_type, self.reg_covar)
-            history.append(lower_bound)
-            if abs(lower_bound - previous) < self.tol:
-                converged = True
-                break
-        return params, lower_bound, history, converged
+    def partial_fit(self, X: np.ndarray, y: Any = None, sample_weight: np.ndarray | None = None) -> GaussianMixture:
+        """One step of streaming (incremental) EM on a chunk of samples.
 
-    def _e_step_statistics(self, X, params, log_prior):
-        weights, means, covariances, prec_chol = params
-        kernel_means, kernel_prec, log_norm = _kernel_parameters(
-            weights, means, prec_chol, self.covariance_type, X.dtype
-        )
-        loglik, nk, s1, s2 = _kernels.em_statistics(
-            X, kernel_means, kernel_prec, log_norm, _as_log_prior(log_prior, len(weights))
-        )
-        s2 = s2.sum(axis=0)
-        s2 = s2 + np.triu(s2, 1).transpose(0, 2, 1)
-        # The kernel's statistics are about its (possibly float32-rounded) means.
-        return loglik.sum(), (nk.sum(axis=0), s1.sum(axis=0), s2, kernel_means.astype(np.float64))
+        The chunk's E-step runs under the current parameters; its sufficient
+        statistics are added to those of the chunks seen before
+        (``statistics_``) and the parameters become the M-step of the sum.
+        The first call initialises from its chunk (or continues a fitted
+        model). ``lower_bound_`` is the chunk's mean log-likelihood before
+        the update and ``n_iter_`` counts the calls; ``converged_`` stays
+        False. For exact EM over chunks see
+        :func:`segment.gmm.streaming.fit_chunks`.
 
-    def _initial_parameters(self, X, rng):
-        K = self.n_components
-        if self.means_init is not None:
-            centres = np.asarray(self.means_init, dtype=np.float64)
+        Parameters
+        ----------
+        X : (N, D) array_like
+        y : ignored
+        sample_weight : (N,) array_like, optional
+
+        Returns
+        -------
+        self : GaussianMixture
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> gm = GaussianMixture(1)
+        >>> for _ in range(5):
+        ...     gm = gm.partial_fit(rng.normal(3.0, 1.0, size=(200, 1)))
+        >>> gm.n_iter_, bool(abs(gm.means_[0, 0] - 3.0) < 0.2)
+        (5, True)
+        """
+        self.validate_parameters()
+        first = not hasattr(self, "n_features_in_")
+        X = self._validate(X, reset=first, min_samples=1)
+        weights = self._check_sample_weight(sample_weight, X)
+        if hasattr(self, "means_"):
+            params = fitted_parameters(self)
         else:
-            centres = INITIALISERS[self.init_params](X, K, rng)
-        points, labels = hard_assignment(X, centres, rng)
-        diff = points - centres[labels]
-        nk = np.bincount(labels, minlength=K).astype(np.float64)
-        s1 = np.stack([np.bincount(labels, weights=diff[:, d], minlength=K) for d in range(X.shape[1])], axis=1)
-        s2 = np.zeros((K, X.shape[1], X.shape[1]))
-        for k in range(K):
-            members = diff[labels == k]
-            s2[k] = members.T @ members
-        weights, means, covariances, prec_chol = _m_step(nk, s1, s2, centres, self.covariance_type, self.reg_covar)
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
-        if self.means_init is not None:
-            means = centres
-        if self.precisions_init is not None:
-            covariances = _invert_precisions(np.asarray(self.precisions_init, dtype=np.float64), self.covariance_type)
-            prec_chol = _precision_cholesky(covariances, self.covariance_type)
-        return weights, means, covariances, prec_chol
+            params = self.initial_parameters(X, as_generator(self.random_state), sample_weight=weights)
+        chunk = chunk_statistics(X, params, self.covariance_type, sample_weight=weights)
+        total = chunk if not hasattr(self, "statistics_") else self.statistics_ + chunk
+        lower_bound = chunk.log_likelihood / chunk.total_weight
+        history = [*getattr(self, "lower_bounds_", []), lower_bound]
+        set_fitted(self, EMRun(m_step(total, self.covariance_type, self.reg_covar), lower_bound, history), X.shape[1], X.dtype)
+        self.statistics_ = total
+        return self
 
-    def _set_parameters(self, weights, means, covariances, prec_chol):
-        self.weights_ = weights
-        self.means_ = means
-        self.covariances_ = covariances
-        self.precisions_cholesky_ = prec_chol
-        if self.covariance_type in ("full",):
-            self.precisions_ = prec_chol @ prec_chol.transpose(0, 2, 1)
-        elif self.covariance_type == "tied":
-            self.precisions_ = prec_chol @ prec_chol.T
-        else:
-            self.precisions_ = prec_chol**2
+    def initial_parameters(self, X: np.ndarray, rng: np.random.Generator, *, sample_weight: np.ndarray | None = None):
+        """One start of EM on ``X`` from this model's settings (``init_params`` and the ``*_init`` parameters).
+
+        Parameters
+        ----------
+        X : (N, D) ndarray
+        rng : numpy.random.Generator
+        sample_weight : (N,) ndarray, optional
+
+        Returns
+        -------
+        MixtureParameters
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> GaussianMixture(1).initial_parameters(np.array([[0.0], [2.0]]), np.random.default_rng(0)).means
+        array([[1.]])
+        """
+        return initial_parameters(
+            X,
+            self.n_components,
+            rng,
+            covariance_type=self.covariance_type,
+            reg_covar=self.reg_covar,
+            init_params=self.init_params,
+            sample_weight=sample_weight,
+            weights_init=self.weights_init,
+            means_init=self.means_init,
+            precisions_init=self.precisions_init,
+        )
+
+    def fit_predict(self, X: np.ndarray, y: Any = None, *, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """Fit, then the most probable component of each sample of ``X`` (N,) (a final E-step, as scikit-learn).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> labels = GaussianMixture(2, random_state=0).fit_predict([[0.0], [0.1], [9.0], [9.1]])
+        >>> labels[0] == labels[1] != labels[2] == labels[3]
+        np.True_
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
 
     # ------------------------------------------------------------ inference
     def label(self, X: np.ndarray, *, log_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -223,27 +284,48 @@ class GaussianMixture:
         labels : (N,) int32 ndarray
         confidence : (N,) float32 ndarray
             Posterior probability of the chosen component.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> gm = GaussianMixture(1).fit([[0.0], [1.0]])
+        >>> gm.label(np.array([[0.5]], dtype=np.float32))
+        (array([0], dtype=int32), array([1.], dtype=float32))
         """
-        X = self._check_X(X)
+        X, kernel_params = self._inference_arguments(X)
         labels = np.empty(X.shape[0], dtype=np.int32)
         confidence = np.empty(X.shape[0], dtype=np.float32)
-        _kernels.predict_labels(*self._kernel_arguments(X, log_prior), labels, confidence)
+        _kernels.predict_labels(X, *kernel_params, self._log_prior(log_prior), labels, confidence)
         return labels, confidence
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Index of the most probable component of each sample, (N,) int."""
+        """Index of the most probable component of each sample, (N,) int.
+
+        Examples
+        --------
+        >>> GaussianMixture(1).fit([[0.0], [1.0]]).predict([[0.5]])
+        array([0])
+        """
         return self.label(X)[0].astype(np.intp)
 
-    def fit_predict(self, X: np.ndarray, y: Any = None) -> np.ndarray:
-        """Fit, then predict the components of ``X`` (a final E-step, as scikit-learn)."""
-        return self.fit(X).predict(X)
-
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Posterior probability of each component, (N, K) float64."""
-        X = self._check_X(X)
-        resp = np.empty((X.shape[0], self.n_components))
-        lse = np.empty(X.shape[0])
-        _kernels.posteriors(*self._kernel_arguments(X, None), resp, lse)
+        """Posterior probability of each component, (N, K), of the features' float dtype.
+
+        Computed in passes of ``ROWS_PER_PASS`` rows: besides the output it
+        needs about 1 MiB, however many rows there are.
+
+        Examples
+        --------
+        >>> GaussianMixture(1).fit([[0.0], [1.0]]).predict_proba([[0.5]])
+        array([[1.]])
+        """
+        X, kernel_params = self._inference_arguments(X)
+        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        log_likelihood = np.empty(min(len(X), ROWS_PER_PASS), dtype=X.dtype)
+        no_prior = self._log_prior(None)
+        for start in range(0, len(X), ROWS_PER_PASS):
+            stop = min(len(X), start + ROWS_PER_PASS)
+            _kernels.posteriors(X[start:stop], *kernel_params, no_prior, resp[start:stop], log_likelihood[: stop - start])
         return resp
 
     def weighted_log_prob(self, X: np.ndarray) -> np.ndarray:
@@ -251,56 +333,136 @@ class GaussianMixture:
 
         The log-posteriors up to a per-sample constant, in the dtype of the
         features (float32 stays float32): (N, K).
+
+        Examples
+        --------
+        >>> GaussianMixture(1).fit([[-1.0], [1.0]]).weighted_log_prob([[0.0]]).round(3)
+        array([[-0.919]])
         """
-        X = self._check_X(X)
+        X, kernel_params = self._inference_arguments(X)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        _kernels.weighted_log_prob(*self._kernel_arguments(X, None), out)
+        _kernels.weighted_log_prob(X, *kernel_params, self._log_prior(None), out)
         return out
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """Log-likelihood of each sample, (N,) float64."""
-        X = self._check_X(X)
-        lse = np.empty(X.shape[0])
-        _kernels.posteriors(*self._kernel_arguments(X, None), np.empty((0, self.n_components)), lse)
-        return lse
+        """Log-likelihood of each sample, (N,), of the features' float dtype.
+
+        Examples
+        --------
+        >>> GaussianMixture(1).fit([[-1.0], [1.0]]).score_samples([[0.0]]).round(3)
+        array([-0.919])
+        """
+        X, kernel_params = self._inference_arguments(X)
+        out = np.empty(X.shape[0], dtype=X.dtype)
+        _kernels.posteriors(X, *kernel_params, self._log_prior(None), np.empty((0, self.n_components), X.dtype), out)
+        return out
 
     def score(self, X: np.ndarray, y: Any = None) -> float:
-        """Mean log-likelihood per sample."""
-        return float(self.score_samples(X).mean())
+        """Mean log-likelihood per sample.
+
+        Examples
+        --------
+        >>> round(GaussianMixture(1).fit([[-1.0], [1.0]]).score([[-1.0], [1.0]]), 3)
+        -1.419
+        """
+        return float(self.score_samples(X).mean(dtype=np.float64))
 
     def bic(self, X: np.ndarray) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        Examples
+        --------
+        >>> X = [[-1.0], [1.0]]
+        >>> round(GaussianMixture(1).fit(X).bic(X), 3)  # 2 log-likelihood terms + 2 parameters * log(2)
+        7.062
+        """
         n = len(X)
         return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
 
     def aic(self, X: np.ndarray) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Examples
+        --------
+        >>> round(GaussianMixture(1).fit([[-1.0], [1.0]]).aic([[-1.0], [1.0]]), 3)
+        9.676
+        """
         return -2 * self.score(X) * len(X) + 2 * self._n_parameters()
 
-    def permute_components(self, order: np.ndarray) -> "GaussianMixture":
-        """Reorder the fitted components in place: new component i is old ``order[i]``."""
-        self._check_fitted()
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture, grouped by component.
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+
+        Returns
+        -------
+        X : (n_samples, D) ndarray
+        y : (n_samples,) int ndarray
+            The component of each sample.
+
+        Examples
+        --------
+        >>> X, y = GaussianMixture(1, random_state=0).fit([[-1.0], [1.0]]).sample(3)
+        >>> X.shape, y.tolist()
+        ((3, 1), [0, 0, 0])
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; the sampling requires at least one sample.")
+        rng = as_generator(self.random_state)
+        params = fitted_parameters(self)
+        counts = rng.multinomial(n_samples, params.weights / params.weights.sum())
+        K, D = params.means.shape
+        blocks = []
+        for k, count in enumerate(counts):
+            if self.covariance_type in ("full", "tied"):
+                covariance = params.covariances if self.covariance_type == "tied" else params.covariances[k]
+                factor = np.linalg.cholesky(covariance)
+            else:
+                factor = np.diag(np.broadcast_to(np.sqrt(params.covariances[k]), (D,)))
+            blocks.append(params.means[k] + rng.standard_normal((count, D)) @ factor.T)
+        labels = np.repeat(np.arange(K), counts)
+        return np.concatenate(blocks).astype(self.means_.dtype, copy=False), labels
+
+    def permute_components(self, order: np.ndarray) -> GaussianMixture:
+        """Reorder the fitted components in place: new component i is old ``order[i]``.
+
+        Examples
+        --------
+        >>> gm = GaussianMixture(2, random_state=0).fit([[0.0], [0.1], [9.0], [9.1]])
+        >>> gm.permute_components(np.argsort(-gm.means_[:, 0])).means_.round(2)
+        array([[9.05],
+               [0.05]])
+        """
+        check_is_fitted(self)
         order = np.asarray(order)
-        tied = self.covariance_type == "tied"
-        self._set_parameters(
-            self.weights_[order],
-            self.means_[order],
-            self.covariances_ if tied else self.covariances_[order],
-            self.precisions_cholesky_ if tied else self.precisions_cholesky_[order],
-        )
+        self.weights_ = self.weights_[order]
+        self.means_ = self.means_[order]
+        if self.covariance_type != "tied":
+            for name in ("covariances_", "precisions_", "precisions_cholesky_"):
+                setattr(self, name, getattr(self, name)[order])
         return self
 
-    def _kernel_arguments(self, X, log_prior):
-        self._check_fitted()
-        means, prec, log_norm = _kernel_parameters(
-            self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type, X.dtype
-        )
-        return X, means, prec, log_norm, _as_log_prior(log_prior, self.n_components)
+    @property
+    def log_likelihood_history_(self) -> list[float]:
+        """The lower bound at every iteration (the same as ``lower_bounds_``)."""
+        return self.lower_bounds_
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
-        covariance = {"full": K * D * (D + 1) // 2, "diag": K * D, "tied": D * (D + 1) // 2, "spherical": K}
-        return covariance[self.covariance_type] + K * D + K - 1
+        return n_parameters(K, D, self.covariance_type)
+
+    def _inference_arguments(self, X):
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return X, kernel_parameters(fitted_parameters(self), self.covariance_type, X.dtype)
+
+    def _log_prior(self, log_prior):
+        if log_prior is None:
+            return np.empty((0, self.n_components), dtype=np.float32)
+        return np.ascontiguousarray(log_prior, dtype=np.float32)
 
     # ---------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -312,8 +474,17 @@ class GaussianMixture:
             Destination file.
         metadata : dict, optional
             JSON-serialisable information stored with the model.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> gm = GaussianMixture(1).fit([[0.0], [2.0]])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     gm.save(pathlib.Path(folder) / "model.npz", metadata={"bands": 1})
+        ...     GaussianMixture.load(pathlib.Path(folder) / "model.npz").metadata_
+        {'bands': 1}
         """
-        self._check_fitted()
+        check_is_fitted(self)
         path = Path(path)
         header = {
             "format": MODEL_FORMAT,
@@ -337,7 +508,7 @@ class GaussianMixture:
             tmp.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GaussianMixture":
+    def load(cls, path: str | os.PathLike) -> GaussianMixture:
         """Read a model written by :meth:`save`.
 
         Raises
@@ -345,6 +516,10 @@ class GaussianMixture:
         ValueError
             If the file is not a readable model of a known version, or its
             parameters are inconsistent.
+
+        Examples
+        --------
+        See :meth:`save`.
         """
         path = Path(path)
         try:
@@ -369,124 +544,67 @@ class GaussianMixture:
             raise ValueError(f"{path}: model arrays have inconsistent shapes")
         if not all(np.isfinite(a).all() for a in arrays.values()) or (weights < 0).any():
             raise ValueError(f"{path}: model parameters are not finite and non-negative")
-        model = cls(n_components=K, covariance_type=covariance_type)
         try:
-            prec_chol = _precision_cholesky(covariances, covariance_type)
+            prec_chol = precision_cholesky(covariances, covariance_type)
         except ValueError:
             raise ValueError(f"{path}: model covariances are not positive definite") from None
-        model._set_parameters(weights / weights.sum(), means, covariances, prec_chol)
+        model = cls(n_components=K, covariance_type=covariance_type)
+        params = MixtureParameters(weights / weights.sum(), means, covariances, prec_chol)
+        set_fitted(model, EMRun(params, -np.inf, [], True), means.shape[1], np.float64)
         model.metadata_ = header.get("metadata") or {}
-        model.converged_ = True
-        model.n_iter_ = 0
-        model.lower_bound_ = -np.inf
-        model.log_likelihood_history_ = []
-        model.n_features_in_ = means.shape[1]
         return model
 
     # ----------------------------------------------------------- validation
-    def _check_parameters(self) -> None:
-        if isinstance(self.n_components, bool) or not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
-            raise ValueError(f"n_components must be an integer >= 1; got {self.n_components!r}")
+    def validate_parameters(self) -> None:
+        """Check the constructor's arguments (scikit-learn's rules); a ValueError names the parameter and the value.
+
+        Examples
+        --------
+        >>> GaussianMixture(0).validate_parameters()
+        Traceback (most recent call last):
+        ...
+        ValueError: n_components must be an integer >= 1; got 0
+        """
+
+        def integer(name, low):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+
+        def non_negative(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+
+        integer("n_components", 1)
+        integer("max_iter", 0)
+        integer("n_init", 1)
+        integer("verbose", 0)
+        integer("verbose_interval", 1)
+        non_negative("tol")
+        non_negative("reg_covar")
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}; got {self.covariance_type!r}")
-        if self.init_params not in INITIALISERS:
-            raise ValueError(f"init_params must be one of {', '.join(INITIALISERS)}; got {self.init_params!r}")
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
-        if not (isinstance(self.n_init, (int, np.integer)) and self.n_init >= 1):
-            raise ValueError(f"n_init must be an integer >= 1; got {self.n_init!r}")
-        if not (np.isscalar(self.tol) and self.tol >= 0):
-            raise ValueError(f"tol must be >= 0; got {self.tol!r}")
-        if not (np.isscalar(self.reg_covar) and self.reg_covar >= 0):
-            raise ValueError(f"reg_covar must be >= 0; got {self.reg_covar!r}")
+        if self.init_params not in INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {', '.join(INIT_PARAMS)}; got {self.init_params!r}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}")
 
-    def _check_X(self, X, fitting: bool = False) -> np.ndarray:
-        X = np.asarray(X)
-        if X.dtype != np.float32:
-            X = X.astype(np.float64)
-        X = np.ascontiguousarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2-D array of samples; got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("Input contains NaN or infinity")
-        if fitting and X.shape[0] < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {X.shape[0]}"
-            )
-        if not fitting:
-            self._check_fitted()
-            if X.shape[1] != self.means_.shape[1]:
-                raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.means_.shape[1]}")
-        return X
+    def _validate(self, X, reset: bool, min_samples: int = 0) -> np.ndarray:
+        # Inference accepts no rows (an image whose pixels are all masked out).
+        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES, ensure_min_samples=min_samples)
+        return np.ascontiguousarray(X)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "means_"):
-            raise AttributeError("This GaussianMixture is not fitted yet; call fit first")
+    @staticmethod
+    def _check_sample_weight(sample_weight, X) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (X.shape[0],):
+            raise ValueError(f"sample_weight must have shape ({X.shape[0]},) like the samples; got {weights.shape}")
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
+        if not weights.sum() > 0:
+            raise ValueError("sample_weight must not be all zero: no sample would count")
+        return weights.astype(X.dtype)
 
-
-def _m_step(nk, s1, s2, ref_means, covariance_type, reg_covar):
-    """Parameters from statistics taken about ``ref_means`` (see the kernels)."""
-    nk = nk + _EPS
-    means = ref_means + s1 / nk[:, None]
-    scatter = s2 - s1[:, :, None] * s1[:, None, :] / nk[:, None, None]
-    D = means.shape[1]
-    if covariance_type == "full":
-        covariances = scatter / nk[:, None, None] + reg_covar * np.eye(D)
-    elif covariance_type == "tied":
-        covariances = scatter.sum(axis=0) / nk.sum() + reg_covar * np.eye(D)
-    else:
-        covariances = np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg_covar
-        if covariance_type == "spherical":
-            covariances = covariances.mean(axis=1)
-    weights = nk / nk.sum()
-    return weights, means, covariances, _precision_cholesky(covariances, covariance_type)
-
-
-def _precision_cholesky(covariances, covariance_type):
-    """Upper-triangular P with P P^T = inverse covariance (scikit-learn's layout)."""
-    if covariance_type in ("diag", "spherical"):
-        if np.any(covariances <= 0.0):
-            raise ValueError(_SINGULAR)
-        return 1.0 / np.sqrt(covariances)
-    stacked = covariances[None] if covariance_type == "tied" else covariances
-    try:
-        chol = np.linalg.cholesky(stacked)
-    except np.linalg.LinAlgError:
-        raise ValueError(_SINGULAR) from None
-    eye = np.broadcast_to(np.eye(stacked.shape[-1]), stacked.shape)
-    prec_chol = np.linalg.solve(chol, eye).transpose(0, 2, 1)
-    return prec_chol[0] if covariance_type == "tied" else prec_chol
-
-
-def _invert_precisions(precisions, covariance_type):
-    if covariance_type in ("diag", "spherical"):
-        return 1.0 / precisions
-    return np.linalg.inv(precisions)
-
-
-def _kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
-    """Means, full (K, D, D) Cholesky factors and log-normalisers for the kernels."""
-    K, D = means.shape
-    if covariance_type == "full":
-        full = prec_chol
-    elif covariance_type == "tied":
-        full = np.broadcast_to(prec_chol, (K, D, D))
-    elif covariance_type == "diag":
-        full = prec_chol[:, :, None] * np.eye(D)
-    else:
-        full = prec_chol[:, None, None] * np.eye(D)
-    log_det = np.log(np.diagonal(full, axis1=1, axis2=2)).sum(axis=1)
-    with np.errstate(divide="ignore"):
-        log_norm = np.log(weights) + log_det - 0.5 * D * math.log(2 * math.pi)
-    return (
-        np.ascontiguousarray(means, dtype=dtype),
-        np.ascontiguousarray(full, dtype=dtype),
-        np.ascontiguousarray(log_norm, dtype=dtype),
-    )
-
-
-def _as_log_prior(log_prior, K):
-    if log_prior is None:
-        return np.empty((0, K), dtype=np.float32)
-    return np.ascontiguousarray(log_prior, dtype=np.float32)
