@@ -113,7 +113,8 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
      "Outputs to write, comma-separated: labels,color,overlay,confidence,json,regions,polygons,probabilities.",
      _OUTPUT_PANEL),
     ("label_format", LabelFormat, LabelFormat(_DEFAULT.label_format), ("--label-format",),
-     "Label map format: png, tif (GeoTIFF for a georeferenced input) or zarr (OME-Zarr).", _OUTPUT_PANEL),
+     "Label map format: png, tif (GeoTIFF for a georeferenced input), zarr (OME-Zarr), or auto: "
+     "GeoTIFF for a georeferenced input, else PNG.", _OUTPUT_PANEL),
     ("confidence_format", ConfidenceFormat, ConfidenceFormat(_DEFAULT.confidence_format), ("--confidence-format",),
      "File format of the confidence map and the probabilities.", _OUTPUT_PANEL),
     ("max_pixels", int, _DEFAULT.max_pixels, ("--max-pixels",), "Refuse images with more pixels than this.", _OUTPUT_PANEL),

@@ -13,7 +13,7 @@ INIT_METHODS = ("kmeans++", "random_from_data")
 DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
 OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities")
 CONFIDENCE_FORMATS = ("npy", "tif")
-LABEL_FORMATS = ("png", "tif", "zarr")
+LABEL_FORMATS = ("auto", "png", "tif", "zarr")
 MERGE_TARGETS = ("similar", "border")
 AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
@@ -136,9 +136,10 @@ class SegmentConfig:
         "overlay", "confidence", "json", "regions" (a CSV row per label),
         "polygons" (GeoJSON, QuPath's conventions) and "probabilities"
         (per-component posteriors, (K, H, W) float32).
-    label_format : {"png", "tif", "zarr"}
+    label_format : {"auto", "png", "tif", "zarr"}
         File format of the label map: PNG, TIFF (a GeoTIFF for a
-        georeferenced input) or an OME-Zarr label image.
+        georeferenced input) or an OME-Zarr label image; ``"auto"`` writes
+        a GeoTIFF for a georeferenced input and a PNG otherwise.
     confidence_format : {"npy", "tif"}
         File format of the per-pixel confidence (max posterior) map and of
         the probabilities.
@@ -185,7 +186,7 @@ class SegmentConfig:
     level: int | None = None
     dpi: float = 300.0
     save: tuple[str, ...] = field(default=("labels", "color", "overlay", "json"))
-    label_format: str = "png"
+    label_format: str = "auto"
     confidence_format: str = "npy"
     max_pixels: int = 500_000_000
     n_jobs: int | None = None

@@ -11,6 +11,19 @@ import numpy as np
 from segment import io, render
 
 
+def label_format_for(label_format: str, georeferenced: bool) -> str:
+    """The label map's format: ``label_format``, with ``"auto"`` a GeoTIFF for a georeferenced input, else PNG.
+
+    Examples
+    --------
+    >>> label_format_for("auto", True), label_format_for("auto", False), label_format_for("zarr", True)
+    ('tif', 'png', 'zarr')
+    """
+    if label_format != "auto":
+        return label_format
+    return "tif" if georeferenced else "png"
+
+
 def output_paths(
     outdir: Path, stem: str, kinds: tuple[str, ...], confidence_format: str = "npy", label_format: str = "png"
 ) -> dict[str, Path]:
@@ -70,11 +83,12 @@ def save_segmentation(
     except OSError as exc:
         raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
     protect = (source,) if source else ()
-    paths = output_paths(outdir, stem, kinds, config.confidence_format, config.label_format)
+    info = getattr(segmentation, "info", None)
+    label_format = label_format_for(config.label_format, info is not None and info.georeference is not None)
+    paths = output_paths(outdir, stem, kinds, config.confidence_format, label_format)
     if source is not None and any(path.resolve() == source.resolve() for path in paths.values()):
         raise io.OutputError(f"{source}: an output would overwrite the input file; choose another output directory")
     labels = segmentation.labels
-    info = getattr(segmentation, "info", None)
     if "labels" in paths:
         io.write_label_map(paths["labels"], labels, info, image=segmentation.image, protect=protect)
     if "color" in paths:

@@ -139,7 +139,7 @@ def segment_file(
         As :func:`segment.segment_image` and :func:`segment.save_segmentation`.
     """
     from segment import io, tiles
-    from segment.outputs import output_paths, save_segmentation
+    from segment.outputs import label_format_for, output_paths, save_segmentation
     from segment.pipeline import segment_image
     from segment.thumbnails import write_thumbnails
 
@@ -180,7 +180,8 @@ def segment_file(
         is_tiled = False
         del result
     del pixels
-    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, cfg.label_format)
+    label_format = label_format_for(cfg.label_format, info.georeference is not None)
+    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, label_format)
     summary["outputs"] = {kind: path.name for kind, path in paths.items()}
     if page is not None:
         summary["input"]["page"] = page + 1

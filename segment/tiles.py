@@ -44,7 +44,7 @@ from segment import features, io, pipeline, render, sampling, upscale
 from segment.config import SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import GaussianMixture
-from segment.outputs import output_paths
+from segment.outputs import label_format_for, output_paths
 from segment.result import ComponentTally, build_summary
 
 # The fit sample of segment.batch's shared model (kept here for its callers).
@@ -287,13 +287,17 @@ class TiffStream(_Stream):
 _WHOLE_IMAGE_OUTPUTS = ("regions", "polygons", "probabilities")
 
 
+def _georeferenced(info: io.ImageInfo | None) -> bool:
+    return info is not None and info.georeference is not None
+
+
 def _check_banded(cfg: SegmentConfig, kinds: tuple[str, ...], info: io.ImageInfo | None, image: np.ndarray) -> None:
     """Refuse, in one line, what an image labelled in row bands cannot give."""
     above = "for an image above the memory budget (raise --max-memory)"
     whole = [kind for kind in kinds if kind in _WHOLE_IMAGE_OUTPUTS]
     if whole:
         raise io.OutputError(f"--save {','.join(whole)} is not available {above}")
-    if "labels" in kinds and cfg.label_format == "zarr":
+    if "labels" in kinds and label_format_for(cfg.label_format, _georeferenced(info)) == "zarr":
         raise io.OutputError(f"--label-format zarr is not available {above}; use tif")
     channels = image.shape[2] if image.ndim == 3 else 1
     nodata = cfg.nodata if cfg.nodata is not None else (info.nodata if info is not None else None)
@@ -515,7 +519,8 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise io.OutputError(f"{outdir}: cannot create output directory ({exc.strerror or exc})") from None
-    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, cfg.label_format)
+    label_format = label_format_for(cfg.label_format, _georeferenced(info))
+    paths = output_paths(outdir, stem, kinds, cfg.confidence_format, label_format)
     protect = (Path(source),) if source is not None else ()
     if bands.max_label > np.iinfo(np.uint16).max and "labels" in paths:
         raise io.OutputError(f"{paths['labels']}: {bands.max_label} labels do not fit a 16-bit PNG; turn off relabel or raise min_size")
@@ -527,7 +532,7 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
     colours = render.palette(bands.max_label + 1)
     streams: dict[str, Any] = {}
     try:
-        if "labels" in paths and cfg.label_format == "tif":
+        if "labels" in paths and label_format == "tif":
             nodata = 0 if info is not None and info.nodata is not None else None
             streams["labels"] = TiffStream(paths["labels"], (height, width), label_dtype, protect, info, nodata)
         elif "labels" in paths:

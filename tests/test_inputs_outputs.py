@@ -37,8 +37,8 @@ def test_geotiff_in_geotiff_labels_out_with_crs_transform_and_nodata(tmp_path):
     with rasterio.open(tmp_path / "field.tif", "w", driver="GTiff", height=40, width=60, count=4, dtype="uint16",
                        crs="EPSG:32633", transform=TRANSFORM, nodata=0) as dst:
         dst.write(data)
-    result = run("image", tmp_path / "field.tif", "-o", tmp_path / "out", "-k", "2", "--label-format", "tif",
-                 "--save", "labels,overlay,json,polygons")
+    result = run("image", tmp_path / "field.tif", "-o", tmp_path / "out", "-k", "2",
+                 "--save", "labels,overlay,json,polygons")  # the label map of a GeoTIFF is a GeoTIFF by default
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "out" / "field_labels.tif") as labels:
         assert labels.crs.to_string() == "EPSG:32633" and labels.transform == TRANSFORM and labels.nodata == 0
@@ -141,12 +141,21 @@ def test_batch_over_a_folder_of_every_kind_of_scan(tmp_path):
     Image.fromarray(page).convert("P").save(scans / "anim.gif", save_all=True, append_images=[Image.fromarray(page[::-1]).convert("P")])
     Image.fromarray(page).save(scans / "photo.webp")
     (scans / "broken.tif").write_bytes(b"II*\x00garbage")
+    with rasterio.open(scans / "geo.tif", "w", driver="GTiff", height=48, width=64, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=TRANSFORM) as dst:
+        dst.write(np.moveaxis(page, 2, 0))
     result = run("batch", scans, "-o", tmp_path / "out", "-k", "2", "--dpi", "72", "-q")
     assert result.exit_code == 1, result.output  # only the broken file fails
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.tif" in errors[0]
     done = sorted(p.name for p in (tmp_path / "out").glob("*.json") if p.name != "summary.json")
     assert done == sorted(["lzw.json", "jpeg.json", "g4.json", "pillow_lzw.json", "doc_p001.json", "doc_p002.json",
-                           "anim_p001.json", "anim_p002.json", "photo.json"])
+                           "anim_p001.json", "anim_p002.json", "photo.json", "geo.json"])
     with Image.open(tmp_path / "out" / "pillow_lzw_labels.png") as labels:
         assert labels.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    with rasterio.open(tmp_path / "out" / "geo_labels.tif") as labels:
+        assert labels.crs.to_string() == "EPSG:32633" and labels.transform == TRANSFORM
+    rerun = run("batch", scans, "-o", tmp_path / "out", "-k", "2", "--dpi", "72", "-q")
+    assert rerun.exit_code == 1, rerun.output
+    statuses = {row["input"]: row["status"] for row in json.loads((tmp_path / "out" / "summary.json").read_text())["images"]}
+    assert statuses.pop("broken.tif") == "failed" and set(statuses.values()) == {"skipped"}

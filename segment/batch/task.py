@@ -153,9 +153,11 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
     item, root = task.item, task.root
     source = fingerprint(item.source)  # before the image is read: see segment.batch.fingerprint
     try:
-        from segment.outputs import output_paths
+        from segment.io import is_georeferenced
+        from segment.outputs import label_format_for, output_paths
 
-        files = [p.name for p in output_paths(item.outdir, item.stem, kinds, task.config.confidence_format, task.config.label_format).values()]
+        label_format = label_format_for(task.config.label_format, is_georeferenced(item.source))
+        files = [p.name for p in output_paths(item.outdir, item.stem, kinds, task.config.confidence_format, label_format).values()]
         files += [os.path.relpath(p, item.outdir) for p in thumbnails]
         extra = {
             "batch": {

@@ -22,7 +22,7 @@ from segment.io.errors import ImageReadError
 from segment.io.info import ImageInfo
 from segment.io.pdf import PDF_SIGNATURE, count_pdf_pages, read_pdf
 from segment.io.raster import GIF_SIGNATURE, count_raster_frames, read_raster
-from segment.io.tiff import count_tiff_images, is_tiff, read_tiff
+from segment.io.tiff import count_tiff_images, is_tiff, read_tiff, tiff_is_georeferenced
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs")
 DEFAULT_DPI = 300.0
@@ -206,6 +206,23 @@ def valid_pixels(image: np.ndarray, nodata: float | None) -> np.ndarray | None:
         return None
     differs = image != image.dtype.type(nodata) if image.dtype.kind == "f" else image != nodata
     return differs if differs.ndim == 2 else differs.any(axis=2)
+
+
+def is_georeferenced(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a georeferenced (GeoTIFF) file, read from its header; False for anything unreadable.
+
+    Examples
+    --------
+    >>> is_georeferenced("sample_images/coins.png")
+    False
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return _file_kind(path) == "tiff" and tiff_is_georeferenced(path)
+    except ImageReadError:
+        return False
 
 
 def _read_stream(path: Path, page: int, **options) -> tuple[np.ndarray, ImageInfo]:

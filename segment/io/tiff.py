@@ -151,6 +151,12 @@ def read_tiff(path: Path, page: int = 0, level: int | None = None, max_pixels: i
     return image, info.resized(image.shape)
 
 
+def tiff_is_georeferenced(path: Path) -> bool:
+    """Whether the first image of a TIFF carries GeoTIFF georeferencing (its pixels are not decoded)."""
+    with open_tiff(path) as tif:
+        return bool(tif.series) and geotiff.read_georeference(tif.series[0].keyframe.tags) is not None
+
+
 @contextlib.contextmanager
 def open_tiff(path: Path):
     """``tifffile.TiffFile`` with its log quiet and its errors as one-line ImageReadError."""
