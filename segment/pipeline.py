@@ -538,11 +538,12 @@ def usable_pixels(
     ``nodata`` overrides the value the file declares (``info.nodata``).
     """
     usable = np.ones(image.shape[:2], dtype=bool)
-    if has_alpha(image, info):
+    alpha = has_alpha(image, info)
+    if alpha:
         usable &= image[:, :, -1] > 0
     value = nodata if nodata is not None else info.nodata
     if value is not None:
-        usable &= io.valid_pixels(image[:, :, :-1] if has_alpha(image, info) else image, value)
+        usable &= io.valid_pixels(image[:, :, :-1] if alpha else image, value)
     if mask is not None:
         usable &= mask != 0
     return None if usable.all() else usable.ravel()
