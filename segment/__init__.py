@@ -16,6 +16,7 @@ _EXPORTS = {
     "Segmentation": "segment.result",
     "SegmentConfig": "segment.config",
     "GaussianMixture": "segment.gmm",
+    "Mixture": "segment.gmm",
     "ConvergenceWarning": "segment.gmm",
     "load_image": "segment.io",
     "ImageReadError": "segment.io",

@@ -5,11 +5,8 @@ float64 copies) with single passes, which matters on scans of tens of
 megapixels.
 """
 
-import heapq
-
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 
 @njit(cache=True)
@@ -230,19 +227,85 @@ def adjacency_lists(ends, n_regions):
     return head, tail, next_slot
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _pair_key(u, v, n_regions):
     return min(u, v) * n_regions + max(u, v)
 
 
+# The edge index is a hash table from the key of an edge's pair of ends to the
+# edge: ``table`` (2^b, 2) int64 rows (key, edge), open addressing with linear
+# probing, and ``used`` (1,) the rows not EMPTY. A removed entry becomes
+# DELETED, which probes pass over and insertions reuse. Merges only remove
+# entries or replace one by another, so the table never needs to grow; when
+# deleted rows make it three-quarters full it is rebuilt in place.
+EMPTY = -1
+DELETED = -2
+
+
 @njit(cache=True)
 def _edge_index(ends, alive, n_regions):
-    """Dict from the key of each live edge's pair of ends to the edge."""
-    index = Dict.empty(key_type=types.int64, value_type=types.int64)
+    """The hash table ``(table, used)`` from the key of each live edge's pair of ends to the edge."""
+    size = 16
+    while size < 4 * ends.shape[0]:
+        size *= 2
+    index = np.full((size, 2), EMPTY, dtype=np.int64), np.zeros(1, dtype=np.int64)
     for e in range(ends.shape[0]):
         if alive[e]:
-            index[_pair_key(ends[e, 0], ends[e, 1], n_regions)] = e
+            _index_put(index, _pair_key(ends[e, 0], ends[e, 1], n_regions), e)
     return index
+
+
+@njit(cache=True)
+def _index_home(table, key):
+    return (key * 0x9E3779B97F4A7C15) >> 17 & (table.shape[0] - 1)
+
+
+@njit(cache=True)
+def _index_find(index, key):
+    """Row of ``key`` in the table, or -1."""
+    table = index[0]
+    row = _index_home(table, key)
+    while table[row, 0] != EMPTY:
+        if table[row, 0] == key:
+            return row
+        row = (row + 1) & (table.shape[0] - 1)
+    return -1
+
+
+@njit(cache=True)
+def _index_insert(table, key, edge):
+    """Write ``key`` (not in the table) and ``edge`` into the first free or deleted row of its probe.
+
+    Returns 1 when that row was EMPTY, else 0.
+    """
+    row = _index_home(table, key)
+    while table[row, 0] >= 0:
+        row = (row + 1) & (table.shape[0] - 1)
+    was_empty = table[row, 0] == EMPTY
+    table[row, 0] = key
+    table[row, 1] = edge
+    return 1 if was_empty else 0
+
+
+@njit(cache=True)
+def _index_put(index, key, edge):
+    """Add ``key`` (not in the table) with ``edge``; rebuild the table when it is three-quarters full."""
+    table, used = index
+    used[0] += _index_insert(table, key, edge)
+    if 4 * used[0] <= 3 * table.shape[0]:
+        return
+    keys = np.empty(table.shape[0], dtype=np.int64)
+    edges = np.empty(table.shape[0], dtype=np.int64)
+    n = 0
+    for row in range(table.shape[0]):
+        if table[row, 0] >= 0:
+            keys[n] = table[row, 0]
+            edges[n] = table[row, 1]
+            n += 1
+        table[row, 0] = EMPTY
+    used[0] = 0
+    for i in range(n):
+        used[0] += _index_insert(table, keys[i], edges[i])
 
 
 @njit(cache=True)
@@ -260,19 +323,21 @@ def _merge(source, target, graph, index, touched):
         if alive[e]:
             side = slot & 1
             other = ends[e, 1 - side]
-            del index[_pair_key(source, other, n_regions)]
+            index[0][_index_find(index, _pair_key(source, other, n_regions)), 0] = DELETED
             if other == target:
                 alive[e] = False
             else:
                 key = _pair_key(target, other, n_regions)
-                if key in index:
-                    parallel = index[key]
-                    edge_values[parallel] += edge_values[e]
+                row = _index_find(index, key)
+                if row >= 0:
+                    parallel = index[0][row, 1]
+                    for c in range(edge_values.shape[1]):
+                        edge_values[parallel, c] += edge_values[e, c]
                     alive[e] = False
                     e = parallel
                 else:
                     ends[e, side] = target
-                    index[key] = e
+                    _index_put(index, key, e)
                 stamp[e] += 1
                 touched[count] = e
                 count += 1
@@ -286,8 +351,76 @@ def _merge(source, target, graph, index, touched):
         head[source] = -1
         tail[source] = -1
     parent[source] = target
-    values[target] += values[source]
+    for c in range(values.shape[1]):
+        values[target, c] += values[source, c]
     return count
+
+
+# A priority queue of entries (priority, item, version) in a binary min-heap:
+# rows of a (capacity, 3) float64 array (items and versions are integers far
+# below 2^53, so exact), ordered by the whole row, as tuples compare.
+
+
+@njit(cache=True)
+def _heap_before(heap, i, j):
+    for c in range(3):
+        if heap[i, c] != heap[j, c]:
+            return heap[i, c] < heap[j, c]
+    return False
+
+
+@njit(cache=True)
+def _heap_swap(heap, i, j):
+    for c in range(3):
+        heap[i, c], heap[j, c] = heap[j, c], heap[i, c]
+
+
+@njit(cache=True)
+def _heap_sift_down(heap, i, n):
+    while True:
+        first = i
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < n and _heap_before(heap, child, first):
+                first = child
+        if first == i:
+            return
+        _heap_swap(heap, i, first)
+        i = first
+
+
+@njit(cache=True)
+def _heapify(heap, n):
+    for i in range(n // 2 - 1, -1, -1):
+        _heap_sift_down(heap, i, n)
+
+
+@njit(cache=True)
+def _heap_push(heap, n, priority, item, version):
+    """Add an entry to the heap of ``n`` entries; returns the heap, a larger copy when it was full."""
+    if n == heap.shape[0]:
+        grown = np.empty((2 * n + 16, 3))
+        for i in range(n):
+            for c in range(3):
+                grown[i, c] = heap[i, c]
+        heap = grown
+    heap[n, 0] = priority
+    heap[n, 1] = item
+    heap[n, 2] = version
+    i = n
+    while i > 0 and _heap_before(heap, i, (i - 1) // 2):
+        _heap_swap(heap, i, (i - 1) // 2)
+        i = (i - 1) // 2
+    return heap
+
+
+@njit(cache=True)
+def _heap_pop(heap, n):
+    """Remove the first of ``n`` entries; returns its (priority, item, version)."""
+    top = heap[0, 0], int(heap[0, 1]), int(heap[0, 2])
+    for c in range(3):
+        heap[0, c] = heap[n - 1, c]
+    _heap_sift_down(heap, 0, n - 1)
+    return top
 
 
 @njit(cache=True)
@@ -302,16 +435,19 @@ def merge_small(graph, movable, min_size, max_regions, colour_columns, by_simila
     parent, values, ends, edge_values, alive, stamp, head, tail, next_slot = graph
     index = _edge_index(ends, alive, parent.shape[0])
     touched = np.empty(ends.shape[0], dtype=np.int64)
-    heap = [(0.0, 0)]
-    heap.pop()
-    live = 0
+    heap = np.empty((parent.shape[0], 3))
+    n = 0
     for r in range(parent.shape[0]):
         if parent[r] == r and movable[r]:
-            live += 1
-            heap.append((values[r, 0], r))
-    heapq.heapify(heap)
-    while heap:
-        size, r = heapq.heappop(heap)
+            heap[n, 0] = values[r, 0]
+            heap[n, 1] = r
+            heap[n, 2] = 0
+            n += 1
+    live = n
+    _heapify(heap, n)
+    while n:
+        size, r, _ = _heap_pop(heap, n)
+        n -= 1
         if parent[r] != r or values[r, 0] != size:
             continue
         if size >= min_size and live <= max_regions:
@@ -345,7 +481,8 @@ def merge_small(graph, movable, min_size, max_regions, colour_columns, by_simila
             continue
         _merge(r, best, graph, index, touched)
         live -= 1
-        heapq.heappush(heap, (values[best, 0], best))
+        heap = _heap_push(heap, n, values[best, 0], best, 0)
+        n += 1
 
 
 @njit(cache=True)
@@ -405,7 +542,7 @@ def pair_terms(values, border, u, v, n_colour, n_pixels, epsilon, texture_floor,
     out[9] = abs(texture_small - texture_large)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _linear(coefficients, terms, intercept):
     total = intercept
     for i in range(terms.shape[0]):
@@ -445,18 +582,22 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
     merge_terms = np.empty((capacity, 10), dtype=np.float64)
     n_merges = 0
 
-    heap = [(0.0, 0, 0)]
-    heap.pop()
+    heap = np.empty((ends.shape[0], 3))
+    n = 0
     for e in range(ends.shape[0]):
         u, v = ends[e, 0], ends[e, 1]
         if alive[e] and movable[u] and movable[v]:
             pair_terms(values, edge_values[e], u, v, n_colour, n_pixels, epsilon, texture_floor, terms)
             score = _linear(coefficients, terms, intercept)
             if score > min_log_odds:
-                heap.append((-score, e, stamp[e]))
-    heapq.heapify(heap)
-    while heap:
-        _, e, version = heapq.heappop(heap)
+                heap[n, 0] = -score
+                heap[n, 1] = e
+                heap[n, 2] = stamp[e]
+                n += 1
+    _heapify(heap, n)
+    while n:
+        _, e, version = _heap_pop(heap, n)
+        n -= 1
         if not alive[e] or stamp[e] != version:
             continue
         u, v = ends[e, 0], ends[e, 1]
@@ -464,14 +605,16 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
         score = _linear(coefficients, terms, intercept)
         if score <= min_log_odds:
             continue
-        if heap and -score > heap[0][0]:
-            heapq.heappush(heap, (-score, e, version))
+        if n and -score > heap[0, 0]:
+            heap = _heap_push(heap, n, -score, e, version)
+            n += 1
             continue
         source, target = (u, v) if (values[u, 0], v) < (values[v, 0], u) else (v, u)
         if record:
             sources[n_merges] = source
             targets[n_merges] = target
-            merge_terms[n_merges] = terms
+            for t in range(10):
+                merge_terms[n_merges, t] = terms[t]
         n_merges += 1
         n_touched = _merge(source, target, graph, index, touched)
         if values[target, 0] >= rescore_growth * scored_size[target]:
@@ -493,7 +636,8 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
             score = _linear(coefficients, terms, intercept)
             if score > min_log_odds:
                 stamp[edge] += 1
-                heapq.heappush(heap, (-score, edge, stamp[edge]))
+                heap = _heap_push(heap, n, -score, edge, stamp[edge])
+                n += 1
     if not record:
         n_merges = 0
     return sources[:n_merges], targets[:n_merges], merge_terms[:n_merges]

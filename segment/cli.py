@@ -210,10 +210,10 @@ def _load_model(path: Path | None):
     """The model in ``path`` (None for None); a wrong or corrupt file is a usage error naming it."""
     if path is None:
         return None
-    from segment.gmm import GaussianMixture
+    from segment.gmm import Mixture
 
     try:
-        return GaussianMixture.load(path)
+        return Mixture.load(path)
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc).splitlines()[0], param_hint="'--model'") from None
 

@@ -3,7 +3,7 @@
 :func:`fit_shared_model` samples the same number of pixels from every image
 (every page of a multi-page TIFF), builds the features that
 :func:`segment.segment_image` would build with the same settings, and fits
-one :class:`segment.gmm.GaussianMixture` on them. ``segment batch --model``
+one :class:`segment.gmm.Mixture` on them. ``segment batch --model``
 then labels every image with it.
 """
 
@@ -33,7 +33,7 @@ class FitResult:
 
     Attributes
     ----------
-    model : GaussianMixture or None
+    model : Mixture or None
         The fitted model (None when no image could be read).
     images : int
         Images (pages) sampled.

@@ -22,7 +22,7 @@ import numpy as np
 from segment import io, merging, postprocess, preprocess, sampling, smoothing, upscale
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
-from segment.gmm import ConvergenceWarning, GaussianMixture
+from segment.gmm import ConvergenceWarning, Mixture
 from segment.result import Segmentation, component_statistics
 
 __all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
@@ -58,7 +58,7 @@ def segment_image(
     image: np.ndarray | str | os.PathLike,
     config: SegmentConfig | None = None,
     *,
-    model: GaussianMixture | None = None,
+    model: Mixture | None = None,
     mask: np.ndarray | None = None,
     info: io.ImageInfo | None = None,
     **overrides: Any,
@@ -73,7 +73,7 @@ def segment_image(
         :func:`segment.io.read_image`, at ``config.level`` and ``config.dpi``).
     config : SegmentConfig, optional
         Settings; defaults to ``SegmentConfig()``.
-    model : GaussianMixture, optional
+    model : Mixture, optional
         A fitted model (e.g. from ``segment fit``) to label with instead of
         fitting one, so label ids mean the same class in every image. Its
         stored feature settings (colour space, position weight) are used.
@@ -177,7 +177,7 @@ class Labelling:
     class_labels: np.ndarray  # component ids after region merging, before relabelling
     colours: np.ndarray  # (H, W, C) colour features
     confidence: np.ndarray
-    model: GaussianMixture | None
+    model: Mixture | None
     feature_names: list[str]
     components: list[dict[str, Any]] = field(default_factory=list)
     region_classes: np.ndarray | None = None  # mixture component of each label id
@@ -188,7 +188,7 @@ def label_image(
     spec: FeatureSpec,
     valid: np.ndarray | None,
     cfg: SegmentConfig,
-    model: GaussianMixture | None,
+    model: Mixture | None,
     lap: Callable[[str], None],
     pixel_weights: np.ndarray | None = None,
 ) -> Labelling:
@@ -203,7 +203,7 @@ def label_image(
     valid : (H * W,) bool ndarray or None
         Pixels that take part (:func:`usable_pixels`); None for all.
     cfg : SegmentConfig
-    model : GaussianMixture or None
+    model : Mixture or None
         A shared model to label with (its labels stay class ids).
     lap : callable
         Called with each stage's name when it ends.
@@ -271,7 +271,7 @@ def segment_working_copy(
     spec: FeatureSpec,
     work_shape: tuple[int, int],
     cfg: SegmentConfig,
-    model: GaussianMixture | None,
+    model: Mixture | None,
     lap: Callable[[str], None],
     rows_per_band: int | None = None,
 ) -> Labelling:
@@ -325,7 +325,7 @@ def working_config(cfg: SegmentConfig, work: tuple[int, int], full: tuple[int, i
     )
 
 
-def check_model_features(model: GaussianMixture, spec: FeatureSpec) -> None:
+def check_model_features(model: Mixture, spec: FeatureSpec) -> None:
     """Raise ValueError when ``model`` was fitted on other features than ``spec`` gives."""
     if spec.n_features != model.means_.shape[1]:
         raise ValueError(
@@ -342,7 +342,7 @@ def fit_image_model(
     *,
     feats: np.ndarray | None = None,
     sample_size: int | None = None,
-) -> GaussianMixture:
+) -> Mixture:
     """Fit the mixture of ``cfg`` on the image's fit sample (:func:`segment.sampling.fit_sample`).
 
     ``feats`` are the features of the valid pixels when already computed
@@ -362,7 +362,7 @@ def fit_image_model(
 
 def _fit_sample(
     sample: np.ndarray, n_colour_features: int, n_pixels: int, cfg: SegmentConfig, rng: np.random.Generator
-) -> GaussianMixture:
+) -> Mixture:
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
     n_colours = _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
@@ -390,7 +390,7 @@ def _fit_sample(
     return model
 
 
-def _fit_coarse_to_fine(n_components: int, sample: np.ndarray, cfg: SegmentConfig, rng: np.random.Generator) -> GaussianMixture:
+def _fit_coarse_to_fine(n_components: int, sample: np.ndarray, cfg: SegmentConfig, rng: np.random.Generator) -> Mixture:
     """Fit a mixture on ``sample`` by EM started from its fit on a random subset.
 
     Most EM iterations move the components towards where they settle, which a
@@ -407,8 +407,8 @@ def _fit_coarse_to_fine(n_components: int, sample: np.ndarray, cfg: SegmentConfi
 
 
 def _refit_with_prior(
-    model: GaussianMixture, feats: np.ndarray, labels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig
-) -> GaussianMixture:
+    model: Mixture, feats: np.ndarray, labels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig
+) -> Mixture:
     """HMRF-EM: refit ``model`` with every pixel's Potts prior from its neighbours' (smoothed) labels.
 
     EM restarts from the fitted parameters on the same fit sample, for at
@@ -428,7 +428,7 @@ def _refit_with_prior(
     return refit
 
 
-def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig) -> GaussianMixture:
+def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig) -> Mixture:
     """Fit the mixture described by ``config`` on already sampled features.
 
     The model is fitted, ordered and tagged exactly as :func:`segment_image`
@@ -446,14 +446,14 @@ def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig)
 
     Returns
     -------
-    GaussianMixture
+    Mixture
         With ``metadata_`` holding the colour space and position weight.
     """
     return _fit_sample(sample, n_colour_features, len(sample), config, np.random.default_rng(config.seed))
 
 
-def _new_model(n_components: int, cfg: SegmentConfig) -> GaussianMixture:
-    return GaussianMixture(
+def _new_model(n_components: int, cfg: SegmentConfig) -> Mixture:
+    return Mixture(
         n_components,
         covariance_type=cfg.covariance_type,
         tol=cfg.tol,
@@ -501,7 +501,7 @@ def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int,
 
 
 def posterior_maps(
-    model: GaussianMixture | None, image: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None
+    model: Mixture | None, image: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None
 ) -> np.ndarray | None:
     """Per-component posterior probability of every pixel under the mixture alone, (K, H, W) float32.
 
@@ -568,7 +568,7 @@ def feature_image(image: np.ndarray, info: io.ImageInfo, bands: tuple[int, ...] 
     return image[:, :, picked[0]] if len(picked) == 1 else np.ascontiguousarray(image[:, :, picked])
 
 
-def config_for_model(cfg: SegmentConfig, model: GaussianMixture) -> SegmentConfig:
+def config_for_model(cfg: SegmentConfig, model: Mixture) -> SegmentConfig:
     """``cfg`` with the feature settings (colour space, position weight) and size a shared model was fitted with."""
     meta = getattr(model, "metadata_", {}) or {}
     changes = {key: meta[key] for key in ("color_space", "position_weight") if key in meta}

@@ -16,7 +16,7 @@ import numpy as np
 
 from segment import outputs, render
 from segment.config import AUTO, SegmentConfig
-from segment.gmm import GaussianMixture
+from segment.gmm import Mixture
 from segment.io import ImageInfo
 from segment.postprocess import BACKGROUND
 
@@ -56,7 +56,7 @@ class ComponentTally:
         """Number of component labels with at least one pixel."""
         return int(np.count_nonzero(self.counts[1:]))
 
-    def components(self, model: GaussianMixture | None) -> list[dict[str, Any]]:
+    def components(self, model: Mixture | None) -> list[dict[str, Any]]:
         """Per component: label, weight, mean feature vector, pixel count and mean display colour."""
         if model is None:
             return []
@@ -76,7 +76,7 @@ class ComponentTally:
 
 
 def component_statistics(
-    image: np.ndarray, labels: np.ndarray, model: GaussianMixture | None, pixel_weights: np.ndarray | None = None
+    image: np.ndarray, labels: np.ndarray, model: Mixture | None, pixel_weights: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
     """Per component statistics of ``labels`` over ``image`` (see :class:`ComponentTally`)."""
     if model is None:
@@ -92,7 +92,7 @@ def build_summary(
     image_shape: tuple[int, ...],
     image_dtype: np.dtype,
     config: SegmentConfig,
-    model: GaussianMixture | None,
+    model: Mixture | None,
     n_labels: int,
     working_shape: tuple[int, int] | None,
     feature_names: list[str],
@@ -146,7 +146,7 @@ class Segmentation:
         ``relabel``; 0 marks transparent pixels that took no part. Images
         above ``work_pixels`` are segmented on a downscaled working copy and
         their boundaries placed at full resolution (:mod:`segment.upscale`).
-    model : GaussianMixture or None
+    model : Mixture or None
         The fitted (or given) mixture; None when no pixel was usable.
     config : SegmentConfig
         The settings used.
@@ -184,7 +184,7 @@ class Segmentation:
     """
 
     labels: np.ndarray
-    model: GaussianMixture | None
+    model: Mixture | None
     config: SegmentConfig
     confidence: np.ndarray
     image: np.ndarray

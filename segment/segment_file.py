@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from segment.config import SegmentConfig
 
 if TYPE_CHECKING:
-    from segment.gmm import GaussianMixture
+    from segment.gmm import Mixture
 
 
 def page_stem(base: str, page: int | None) -> str:
@@ -89,7 +89,7 @@ def segment_file(
     outdir: str | os.PathLike,
     config: SegmentConfig | None = None,
     *,
-    model: GaussianMixture | None = None,
+    model: Mixture | None = None,
     page: int | None = None,
     stem: str | None = None,
     budget: int | None = None,
@@ -112,7 +112,7 @@ def segment_file(
     outdir : path-like
         Output folder (created if missing).
     config : SegmentConfig, optional
-    model : GaussianMixture, optional
+    model : Mixture, optional
         Label with this model instead of fitting one.
     page : int, optional
         Page of a multi-page TIFF (0 = first).

@@ -9,8 +9,8 @@ alternates it with EM refits of the mixture under the same prior (HMRF-EM, see
 :func:`potts_log_prior`), so the prior shapes the model, not only its output.
 
 The ICM updates run in four interleaved phases (row parity x column parity):
-pixels of one phase are never neighbours, so each phase updates its pixels in
-parallel from a fixed state of the others. The result is that of a sequential
+pixels of one phase are never neighbours, so threads update the rows of a
+phase at the same time from a fixed state of the others. The result is that of a sequential
 ICM sweep in that order, identical whatever the number of threads. Pixels whose
 mixture posterior is so confident that no neighbourhood could overturn it are
 never visited, and a pixel is re-examined only after a neighbour changed, so
@@ -27,18 +27,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from segment.gmm import GaussianMixture
+from segment import threads
+from segment.gmm import Mixture
 
 # No nnan/ninf: log-posteriors are legitimately -inf.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 DIAGONAL_WEIGHT = 1.0 / math.sqrt(2.0)
 # Sum of the neighbour weights: the largest log-prior a label can get, over beta.
 TOTAL_WEIGHT = 4.0 + 4.0 * DIAGONAL_WEIGHT
-# Below this many candidate pixels a phase runs in one thread: starting the
-# thread team would cost more than it saves (the result is the same).
-PARALLEL_MIN_PIXELS = 400_000
+# Fewest candidate pixels worth a thread of their own (the result is the same
+# whatever the number of threads).
+PIXELS_PER_THREAD = 100_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ NO_OPTIONS = np.empty((1, 0), dtype=np.int32)
 ALL_LABELS = np.empty(0, dtype=np.int32)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _slot(options, direct, label):
     """Column of ``label`` among a pixel's ``options`` (-1 when absent)."""
     if direct:
@@ -84,7 +85,7 @@ def _slot(options, direct, label):
     return -1
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _vote(labels, y, x, weight, score, options, direct):
     label = labels[y, x]
     if label > 0:
@@ -176,20 +177,10 @@ def _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state
     return n_changed
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def icm_phase_serial(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px):
-    """One ICM phase in one thread; same arguments and result as :func:`icm_phase`."""
-    H = labels.shape[0]
-    score = np.empty(data.shape[1], dtype=np.float32)
-    total = 0
-    for y in range(py, H, 2):
-        total += _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, y, px, score)
-    return total
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def icm_phase(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px):
-    """One ICM phase: update the pixels (y, x) with y % 2 == py and x % 2 == px.
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def icm_phase(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px, first, last):
+    """One ICM phase: update the pixels (y, x) with y % 2 == py and x % 2 == px, in rows ``py + 2 * r``
+    for ``first <= r < last`` (different calls may run at the same time on disjoint row ranges).
 
     Parameters
     ----------
@@ -223,35 +214,34 @@ def icm_phase(labels, candidate, data, options, option_row, edge, diagonal, stat
         Number of labels changed. A pixel keeps its label on ties, else
         takes the first best option.
     """
-    H = labels.shape[0]
-    n_rows = (H - py + 1) // 2
-    counts = np.zeros(n_rows, dtype=np.int64)
-    for r in prange(n_rows):
-        score = np.empty(data.shape[1], dtype=np.float32)
-        counts[r] = _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, py + 2 * r, px, score)
-    return counts.sum()
+    score = np.empty(data.shape[1], dtype=np.float32)
+    total = 0
+    for r in range(first, last):
+        total += _icm_row(labels, candidate, data, options, option_row, edge, diagonal, state, step, py + 2 * r, px, score)
+    return total
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def candidate_confidence(labels, candidate, data, edge, diagonal, confidence):
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def candidate_confidence(labels, candidate, data, options, edge, diagonal, confidence, first, last):
     """Posterior of each candidate pixel's label under mixture and prior.
 
     Writes ``confidence[y, x]`` (float32, in place) for every pixel with
     ``candidate[y, x] >= 0``: the softmax over k of ``data[row, k]`` plus the
     neighbour log-prior, taken at the pixel's label. Other pixels are left
-    unchanged. Shapes and dtypes as in :func:`icm_phase`.
+    unchanged, and only rows ``first`` to ``last - 1``. Shapes and dtypes as
+    in :func:`icm_phase` (``options`` is :data:`NO_OPTIONS`).
     """
-    H, W = labels.shape
+    W = labels.shape[1]
     K = data.shape[1]
-    for y in prange(H):
-        score = np.empty(K, dtype=np.float32)
+    score = np.empty(K, dtype=np.float32)
+    for y in range(first, last):
         for x in range(W):
             row = candidate[y, x]
             if row < 0:
                 continue
             for k in range(K):
                 score[k] = data[row, k]
-            _add_neighbour_votes(labels, y, x, edge, diagonal, score, NO_OPTIONS[0], True)
+            _add_neighbour_votes(labels, y, x, edge, diagonal, score, options[0], True)
             top = score[0]
             for k in range(1, K):
                 top = max(top, score[k])
@@ -261,8 +251,8 @@ def candidate_confidence(labels, candidate, data, edge, diagonal, confidence):
             confidence[y, x] = math.exp(score[labels[y, x] - 1] - top) / total
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def neighbour_log_prior(labels, pixels, edge, diagonal, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def neighbour_log_prior(labels, pixels, options, edge, diagonal, out, first, last):
     """Potts log-prior of chosen pixels from their neighbours' labels.
 
     Parameters
@@ -275,12 +265,13 @@ def neighbour_log_prior(labels, pixels, edge, diagonal, out):
         Log-prior per edge / diagonal neighbour with a label.
     out : (M, K) float32
         Written in place: ``out[i, k]`` = sum of the weights of the
-        neighbours of pixel ``pixels[i]`` labelled k + 1.
+        neighbours of pixel ``pixels[i]`` labelled k + 1, for ``first <= i < last``.
+    options : :data:`NO_OPTIONS`
     """
     W = labels.shape[1]
-    for i in prange(pixels.shape[0]):
+    for i in range(first, last):
         out[i, :] = 0.0
-        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i], NO_OPTIONS[0], True)
+        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i], options[0], True)
 
 
 # --------------------------------------------------------------- wrappers
@@ -307,17 +298,17 @@ def potts_log_prior(labels: np.ndarray, pixels: np.ndarray, beta: float, n_compo
     Returns
     -------
     log_prior : (M, K) float32 ndarray
-        Suitable for ``GaussianMixture.fit(X, log_prior=...)``.
+        Suitable for ``Mixture.fit(X, log_prior=...)``.
     """
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     pixels = np.ascontiguousarray(pixels, dtype=np.int64)
     out = np.empty((len(pixels), n_components), dtype=np.float32)
-    neighbour_log_prior(labels, pixels, *neighbour_weights(beta), out)
+    threads.run_parts(neighbour_log_prior, len(pixels), labels, pixels, NO_OPTIONS, *neighbour_weights(beta), out, min_part=PIXELS_PER_THREAD)
     return out
 
 
 def smooth_labels(
-    model: GaussianMixture,
+    model: Mixture,
     features: np.ndarray,
     labels: np.ndarray,
     confidence: np.ndarray,
@@ -331,7 +322,7 @@ def smooth_labels(
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : Mixture
         Fitted mixture that produced ``labels``.
     features : (N, D) ndarray
         Features of the labelled pixels in raster order: all H * W pixels,
@@ -383,7 +374,9 @@ def smooth_labels(
     candidate.reshape(-1)[pixels] = np.arange(len(pixels), dtype=np.int32)
     sweeps, total, converged = run_icm(labels, candidate, data, beta, max_sweeps)
     if len(pixels) and update_confidence:
-        candidate_confidence(labels, candidate, data, *neighbour_weights(beta), confidence)
+        min_rows = math.ceil(labels.shape[0] * PIXELS_PER_THREAD / len(pixels))
+        args = labels, candidate, data, NO_OPTIONS, *neighbour_weights(beta), confidence
+        threads.run_parts(candidate_confidence, labels.shape[0], *args, min_part=min_rows)
     return SmoothingInfo(sweeps, total, len(pixels), converged)
 
 
@@ -419,7 +412,6 @@ def run_icm(
     sweeps, changed, converged : int, int, bool
     """
     edge, diagonal = neighbour_weights(beta)
-    phase = icm_phase if len(data) >= PARALLEL_MIN_PIXELS else icm_phase_serial
     state = tuple(np.full(labels.shape, -1, dtype=np.int32) for _ in range(2))
     state += tuple(np.full((labels.shape[0], 2), -1, dtype=np.int32) for _ in range(2))
     step = total = sweeps = 0
@@ -427,7 +419,10 @@ def run_icm(
     while not converged and sweeps < max_sweeps:
         sweep_changes = 0
         for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
-            sweep_changes += int(phase(labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px))
+            n_rows = (labels.shape[0] - py + 1) // 2
+            min_rows = math.ceil(n_rows * PIXELS_PER_THREAD / max(len(data), 1))
+            args = labels, candidate, data, options, option_row, edge, diagonal, state, step, py, px
+            sweep_changes += sum(threads.run_parts(icm_phase, n_rows, *args, min_part=min_rows))
             step += 1
         sweeps += 1
         total += sweep_changes

@@ -43,7 +43,7 @@ import numpy as np
 from segment import features, io, pipeline, render, sampling, upscale
 from segment.config import SegmentConfig
 from segment.features import FeatureSpec
-from segment.gmm import GaussianMixture
+from segment.gmm import Mixture
 from segment.outputs import label_format_for, output_paths
 from segment.result import ComponentTally, build_summary
 
@@ -350,7 +350,7 @@ def segment_tiled(
     outdir: str | os.PathLike,
     stem: str,
     *,
-    model: GaussianMixture | None = None,
+    model: Mixture | None = None,
     budget: int,
     source: str | os.PathLike | None = None,
     kinds: tuple[str, ...] | None = None,
@@ -368,7 +368,7 @@ def segment_tiled(
         Output directory (created if missing).
     stem : str
         File name stem of the outputs (as :func:`segment.save_segmentation`).
-    model : GaussianMixture, optional
+    model : Mixture, optional
         A fitted model to label with; otherwise one is fitted.
     budget : int
         Memory budget in bytes; sets the number of rows per band.
@@ -451,7 +451,7 @@ class _Bands:
     """Where the labels of each band come from, with what describes them."""
 
     rows: Any  # rows(start, stop) -> (labels, confidence) of those rows
-    model: GaussianMixture
+    model: Mixture
     max_label: int
     working_shape: tuple[int, int] | None = None
     components: list[dict[str, Any]] | None = None  # None: tallied band by band
@@ -574,7 +574,7 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
     return _Written(paths, protect, seen, tally, thumbnail)
 
 
-def _label_band(pixels, spec: FeatureSpec, model: GaussianMixture, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def _label_band(pixels, spec: FeatureSpec, model: Mixture, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Mixture labels (0 where transparent) and confidences of rows ``start:stop``."""
     feats = spec.band_features(pixels, start, stop)
     width = pixels.shape[1]

@@ -39,9 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from segment import sampling, smoothing
+from segment import sampling, smoothing, threads
 from segment.features import FeatureSpec
 
 # Working pixels on either side of a label change whose full-resolution pixels are relabelled.
@@ -60,6 +60,8 @@ MIN_REGION_SAMPLE = 30
 MIN_VARIANCE = 1.0
 # Band pixels whose full-resolution colours are computed at a time.
 CHUNK = 65_536
+# Fewest working rows worth a thread of their own when area-averaging a band.
+ROWS_PER_THREAD = 16
 FASTMATH = smoothing.FASTMATH
 
 
@@ -100,21 +102,21 @@ def _area_weights(full: int, work: int) -> tuple[np.ndarray, np.ndarray]:
     return first, weight
 
 
-@njit(parallel=True, cache=True)
-def _area_accumulate(block, start, row_first, row_weight, col_first, col_weight, units, acc):
+@njit(nogil=True, cache=True)
+def _area_accumulate(block, start, row_first, row_weight, col_first, col_weight, units, acc, first, last):
     """Add the area-weighted values of full rows ``start:start + len(block)`` to their working rows.
 
     ``block`` (rows, W, C) float32; ``units`` = (h, w), the denominators of
     the weights (:func:`_area_weights`); ``acc`` (h, w, C) float64, updated in
-    place. Each working row is summed by one thread over its full rows in
-    order, so the sums do not depend on how the rows are split into blocks.
+    place, for working rows ``low + first`` to ``low + last - 1`` where
+    ``low`` is the first working row the block reaches. Each working row is
+    summed by one thread over its full rows in order, so the sums do not
+    depend on how the rows are split into blocks or threads.
     """
     rows, W, C = block.shape
-    h = acc.shape[0]
     stop = start + rows
     low = row_first[start]
-    high = min(row_first[stop - 1] + 1, h - 1)
-    for j in prange(low, high + 1):
+    for j in range(low + first, low + last):
         for y in range(start, stop):
             if row_first[y] == j:
                 wy = row_weight[y]
@@ -163,7 +165,9 @@ def working_copy(image: np.ndarray, spec: FeatureSpec, shape: tuple[int, int], r
     acc = np.zeros((h, w, spec.n_bands), dtype=np.float64)
     for start, stop in band_starts(H, rows_per_band or H):
         unit = np.ascontiguousarray(spec.unit(image[start:stop]), dtype=np.float32).reshape(stop - start, W, -1)
-        _area_accumulate(unit, start, row_first, row_weight, col_first, col_weight, np.array([h, w]), acc)
+        low, high = row_first[start], min(row_first[stop - 1] + 1, h - 1)
+        args = unit, start, row_first, row_weight, col_first, col_weight, np.array([h, w]), acc
+        threads.run_parts(_area_accumulate, high + 1 - low, *args, min_part=ROWS_PER_THREAD)
     acc /= float(H) * float(W)  # every working pixel's weights sum to (H / h * h) * (W / w * w)
     if image.dtype.kind == "u":
         # Back to the image's own levels, as an integer resize gives: the fit and the
@@ -276,15 +280,15 @@ def _band_cells(labels, radius):
     return cell_row, candidates
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _candidate_scores(colours, cell, candidates, means, precisions, log_norms, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _candidate_scores(colours, cell, candidates, means, precisions, log_norms, out, first, last):
     """Gaussian log-density of each pixel's colour under each candidate region (-inf for padding).
 
     ``out[i, j]`` = ``log_norms[r] - (c - means[r])' precisions[r] (c - means[r]) / 2``
-    for ``c = colours[i]`` and ``r = candidates[cell[i], j]``.
+    for ``c = colours[i]`` and ``r = candidates[cell[i], j]``, ``first <= i < last``.
     """
     C = colours.shape[1]
-    for i in prange(colours.shape[0]):
+    for i in range(first, last):
         labels = candidates[cell[i]]
         for j in range(labels.shape[0]):
             r = labels[j]
@@ -425,7 +429,8 @@ def refine_rows(refinement: Refinement, image: np.ndarray, spec: FeatureSpec, st
     for first in range(0, len(flat), CHUNK):
         part = slice(first, first + CHUNK)
         colours = spec.pixel_colours(image, top * W + flat[part])
-        _candidate_scores(colours, option_row[part], r.candidates, r.means, r.precisions, r.log_norms, scores[part])
+        args = colours, option_row[part], r.candidates, r.means, r.precisions, r.log_norms, scores[part]
+        threads.run_parts(_candidate_scores, len(colours), *args, min_part=CHUNK // 4)
     smoothing.run_icm(labels, candidate, scores, r.beta, MAX_SWEEPS, r.candidates, option_row)
     return labels[start - top : stop - top]
 

@@ -1,11 +1,10 @@
 import math
 
-import numba
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from segment import segment_image, smoothing
+from segment import segment_image, smoothing, threads
 from segment.gmm import GaussianMixture
 from segment.postprocess import relabel_regions
 from conftest import PLAIN
@@ -66,16 +65,13 @@ def test_icm_matches_a_readable_reference(beta):
 
 def test_icm_same_result_serial_parallel_and_any_thread_count(monkeypatch):
     model, X, start, confidence, _ = fitted_problem(seed=1)
+    monkeypatch.setattr(threads, "available", lambda: 3)  # three parts even on a one-core machine
     results = []
-    for threshold, threads in ((10**9, 1), (0, 1), (0, min(2, numba.config.NUMBA_NUM_THREADS))):
-        monkeypatch.setattr(smoothing, "PARALLEL_MIN_PIXELS", threshold)
+    for pixels_per_thread, n_threads in ((10**9, 3), (1, 1), (1, 2), (1, 3)):
+        monkeypatch.setattr(smoothing, "PIXELS_PER_THREAD", pixels_per_thread)
         labels, conf = start.copy(), confidence.copy()
-        previous = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
+        with threads.limited(n_threads):
             smoothing.smooth_labels(model, X, labels, conf, 1.5)
-        finally:
-            numba.set_num_threads(previous)
         results.append((labels, conf))
     for labels, conf in results[1:]:
         assert np.array_equal(labels, results[0][0]) and np.array_equal(conf, results[0][1])

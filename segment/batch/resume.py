@@ -23,15 +23,15 @@ from segment.batch.task import ImageRecord, record_for, thumbnail_paths
 from segment.config import SegmentConfig
 
 if TYPE_CHECKING:
-    from segment.gmm import GaussianMixture
+    from segment.gmm import Mixture
 
 # Settings that change how fast or in how little memory an image is done, not its result.
 _RESOURCE_SETTINGS = ("n_jobs", "max_memory")
-# Temporary files of segment.io.write_atomic and GaussianMixture.save: ".<name>.<pid>.tmp[.<suffix>]".
+# Temporary files of segment.io.write_atomic and Mixture.save: ".<name>.<pid>.tmp[.<suffix>]".
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp(\.[^.]+)?$")
 
 
-def model_digest(model: GaussianMixture | None) -> str | None:
+def model_digest(model: Mixture | None) -> str | None:
     """A hash of a model's parameters and metadata (None for no model)."""
     if model is None:
         return None
@@ -45,7 +45,7 @@ def model_digest(model: GaussianMixture | None) -> str | None:
     return digest.hexdigest()
 
 
-def settings_digest(config: SegmentConfig, model: GaussianMixture | None = None) -> str:
+def settings_digest(config: SegmentConfig, model: Mixture | None = None) -> str:
     """A hash of everything that decides an image's outputs: settings, model, package version.
 
     Resource settings (``n_jobs``, ``max_memory``) are left out: they change

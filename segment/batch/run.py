@@ -29,7 +29,7 @@ from segment.batch.task import ImageRecord, ImageTask, record_for
 from segment.config import SegmentConfig
 
 if TYPE_CHECKING:
-    from segment.gmm import GaussianMixture
+    from segment.gmm import Mixture
     from segment.progress import Progress
 
 
@@ -38,7 +38,7 @@ def run_batch(
     outdir: str | os.PathLike,
     config: SegmentConfig | None = None,
     *,
-    model: GaussianMixture | None = None,
+    model: Mixture | None = None,
     patterns: Sequence[str] | None = None,
     recursive: bool = False,
     workers: int | None = None,
@@ -62,7 +62,7 @@ def run_batch(
         ``summary.json``, ``summary.csv`` and ``index.html``.
     config : SegmentConfig, optional
         Settings of every image.
-    model : GaussianMixture, optional
+    model : Mixture, optional
         A shared model (``segment fit``): every image is labelled with it,
         so a label id is the same class in every image.
     patterns : sequence of str, optional

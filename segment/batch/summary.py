@@ -15,7 +15,7 @@ from segment.batch.task import STATUSES, SUMMARY_FIELDS, ImageRecord
 from segment.config import SegmentConfig
 
 if TYPE_CHECKING:
-    from segment.gmm import GaussianMixture
+    from segment.gmm import Mixture
 
 
 @dataclass
@@ -58,7 +58,7 @@ class BatchResult:
 
 
 def write_summary(
-    outdir: Path, result: BatchResult, config: SegmentConfig, digest: str, model: GaussianMixture | None = None
+    outdir: Path, result: BatchResult, config: SegmentConfig, digest: str, model: Mixture | None = None
 ) -> dict[str, Path]:
     """Write ``summary.json``, ``summary.csv`` (one row per image) and ``index.html``, atomically."""
     from segment import __version__, io

@@ -17,10 +17,11 @@ Pixels are processed in blocks of ``BLOCK``, transposed to (D, BLOCK), so that
 every inner loop runs over contiguous pixels without branches and the compiler
 vectorises it; all arithmetic stays in the feature dtype (float32 constants
 included, and a polynomial exp instead of the scalar libm call), and block sums
-are added to float64 accumulators. Blocks are grouped in parallel chunks of
-``CHUNK`` pixels. The chunk size does not depend on the number of threads, and
-partial sums are returned per chunk and reduced in a fixed order, so a fit is
-bit-identical whatever the thread count. Kernels do not validate inputs.
+are added to float64 accumulators. Blocks are grouped in chunks of ``CHUNK``
+pixels, and threads take contiguous runs of chunks (:mod:`segment.threads`).
+The chunk size does not depend on the number of threads, and partial sums are
+returned per chunk and reduced in a fixed order, so a fit is bit-identical
+whatever the thread count. Kernels do not validate inputs.
 
 For up to ``MAX_UNROLLED`` features the per-pixel work (transposition,
 Mahalanobis distance, sufficient statistics) is generated as straight-line
@@ -37,8 +38,10 @@ import math
 import types as pytypes
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
+
+from segment import threads
 
 # No nnan/ninf: log-likelihoods are legitimately -inf.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -292,17 +295,12 @@ def _block_statistics(xb, nb, means, resp, scale, active, w, nk, s1, s2):
 # in the names keeps the cache entries of different D apart.
 
 _KERNELS_SOURCE = '''
-def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior, sample_weight):
+def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior, sample_weight, loglik, nk, s1, s2, first, last):
     N, D = X.shape
     K = means.shape[0]
-    n_chunks = (N + CHUNK - 1) // CHUNK
     group = _product_group(K)
-    loglik = np.zeros(n_chunks)
-    nk = np.zeros((n_chunks, K))
-    s1 = np.zeros((n_chunks, K, D))
-    s2 = np.zeros((n_chunks, K, D, D))
-    for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    for c in range(first, last):
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
@@ -312,15 +310,13 @@ def em_statistics_{suffix}(X, means, prec_chol, log_norm, log_prior, sample_weig
             loglik[c] += _block_log_likelihood(nb, vec[0], vec[1], group, sample_weight, start)
             _block_scale(nb, vec[1], sample_weight, start)
             block_statistics(xb, nb, means, log_prob, vec[1], active, dk, nk[c], s1[c], s2[c])
-    return loglik, nk, s1, s2
 
 
-def predict_labels_{suffix}(X, means, prec_chol, log_norm, log_prior, labels, confidence):
+def predict_labels_{suffix}(X, means, prec_chol, log_norm, log_prior, labels, confidence, first, last):
     N, D = X.shape
     K = means.shape[0]
-    n_chunks = (N + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    for c in range(first, last):
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
@@ -333,13 +329,12 @@ def predict_labels_{suffix}(X, means, prec_chol, log_norm, log_prior, labels, co
                 confidence[start + i] = 1.0 / vec[1, i]
 
 
-def posteriors_{suffix}(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
+def posteriors_{suffix}(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out, first, last):
     N, D = X.shape
     K = means.shape[0]
-    n_chunks = (N + CHUNK - 1) // CHUNK
     write_resp = resp_out.shape[0] > 0
-    for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    for c in range(first, last):
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
@@ -354,12 +349,11 @@ def posteriors_{suffix}(X, means, prec_chol, log_norm, log_prior, resp_out, lse_
                         resp_out[start + i, k] = log_prob[k, i] / vec[1, i]
 
 
-def weighted_log_prob_{suffix}(X, means, prec_chol, log_norm, log_prior, out):
+def weighted_log_prob_{suffix}(X, means, prec_chol, log_norm, log_prior, out, first, last):
     N, D = X.shape
     K = means.shape[0]
-    n_chunks = (N + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
-        xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    xb, dk, log_prob, vec, bits, best, active = _alloc_block(X.dtype, D, K)
+    for c in range(first, last):
         stop = min(N, (c + 1) * CHUNK)
         for start in range(c * CHUNK, stop, BLOCK):
             nb = min(BLOCK, stop - start)
@@ -450,10 +444,14 @@ def _kernels_for(D):
         suffix = "generic"
         namespace.update(load_block=_load_block, block_log_prob=_block_log_prob, block_statistics=_block_statistics)
     exec(compile(_KERNELS_SOURCE.format(suffix=suffix), __file__, "exec"), namespace)
-    kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
+    kernel = njit(nogil=True, cache=True, fastmath=FASTMATH)
     return pytypes.SimpleNamespace(
         **{name: kernel(namespace[f"{name}_{suffix}"]) for name in KERNEL_NAMES}
     )
+
+
+def _chunks(X):
+    return (X.shape[0] + CHUNK - 1) // CHUNK
 
 
 def em_statistics(X, means, prec_chol, log_norm, log_prior, sample_weight):
@@ -465,12 +463,17 @@ def em_statistics(X, means, prec_chol, log_norm, log_prior, sample_weight):
     triangle of sum of r * (x - mean_k)(x - mean_k)^T. Statistics are taken
     about the given means, which keeps them well conditioned.
     """
-    return _kernels_for(X.shape[1]).em_statistics(X, means, prec_chol, log_norm, log_prior, sample_weight)
+    (K, D), C = means.shape, _chunks(X)
+    sums = np.zeros(C), np.zeros((C, K)), np.zeros((C, K, D)), np.zeros((C, K, D, D))
+    kernel = _kernels_for(D).em_statistics
+    threads.run_parts(kernel, C, X, means, prec_chol, log_norm, log_prior, sample_weight, *sums)
+    return sums
 
 
 def predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence):
     """Write the argmax component into ``labels`` (N,) int32 and its posterior into ``confidence`` (N,) float32."""
-    _kernels_for(X.shape[1]).predict_labels(X, means, prec_chol, log_norm, log_prior, labels, confidence)
+    kernel = _kernels_for(X.shape[1]).predict_labels
+    threads.run_parts(kernel, _chunks(X), X, means, prec_chol, log_norm, log_prior, labels, confidence)
 
 
 def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
@@ -479,9 +482,11 @@ def posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out):
     Both float32 or float64 (the sums are exact in either). ``resp_out`` may
     have zero rows to skip the posteriors.
     """
-    _kernels_for(X.shape[1]).posteriors(X, means, prec_chol, log_norm, log_prior, resp_out, lse_out)
+    kernel = _kernels_for(X.shape[1]).posteriors
+    threads.run_parts(kernel, _chunks(X), X, means, prec_chol, log_norm, log_prior, resp_out, lse_out)
 
 
 def weighted_log_prob(X, means, prec_chol, log_norm, log_prior, out):
     """Write log(weight_k N(x | mean_k, Sigma_k)) + log-prior into ``out`` (N, K), of X's dtype."""
-    _kernels_for(X.shape[1]).weighted_log_prob(X, means, prec_chol, log_norm, log_prior, out)
+    kernel = _kernels_for(X.shape[1]).weighted_log_prob
+    threads.run_parts(kernel, _chunks(X), X, means, prec_chol, log_norm, log_prior, out)

@@ -1,4 +1,4 @@
-"""The EM loop of a GaussianMixture's settings, for any E-step: in memory, over chunks, or on Dask workers.
+"""The EM loop of a Mixture's settings, for any E-step: in memory, over chunks, or on Dask workers.
 
 The E-step is a function of the parameters that returns summed
 :class:`~segment.gmm.statistics.SufficientStatistics`; where the samples
@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from segment.gmm.parameters import MixtureParameters, precisions_from_cholesky
 from segment.gmm.statistics import SufficientStatistics, m_step
 
 EStep = Callable[[MixtureParameters], SufficientStatistics]
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the lower bound settled."""
 
 
 @dataclass
@@ -111,11 +114,11 @@ def fit_estimator(model, e_step: EStep, initialise: Callable[[np.random.Generato
     ``n_init`` starts from ``initialise(rng)`` (or one warm start from the
     fitted parameters when ``warm_start`` is set and the model is fitted),
     keeping the run with the highest lower bound; a
-    :class:`~sklearn.exceptions.ConvergenceWarning` if it did not converge.
+    :class:`ConvergenceWarning` (the model's ``convergence_warning``) if it did not converge.
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : Mixture
         Read for its settings, written with the fitted attributes.
     e_step : callable
         ``e_step(params) -> SufficientStatistics`` over all samples.
@@ -129,11 +132,11 @@ def fit_estimator(model, e_step: EStep, initialise: Callable[[np.random.Generato
     --------
     >>> import numpy as np
     >>> from functools import partial
-    >>> from segment.gmm import GaussianMixture
+    >>> from segment.gmm import Mixture
     >>> from segment.gmm.init import initial_parameters
     >>> from segment.gmm.statistics import chunk_statistics
     >>> X = np.array([[0.0], [1.0], [2.0]])
-    >>> model = GaussianMixture(1)
+    >>> model = Mixture(1)
     >>> fit_estimator(model, partial(chunk_statistics, X, covariance_type="full"),
     ...               partial(initial_parameters, X, 1), 1, X.dtype)
     >>> model.means_
@@ -164,7 +167,7 @@ def fit_estimator(model, e_step: EStep, initialise: Callable[[np.random.Generato
         warnings.warn(
             f"EM did not converge in max_iter={model.max_iter} iterations "
             f"(last change of the lower bound {_last_change(best):.3g}); increase max_iter or tol.",
-            ConvergenceWarning,
+            type(model).convergence_warning,
             stacklevel=3,
         )
 
@@ -175,8 +178,8 @@ def set_fitted(model, run: EMRun, n_features: int, dtype) -> None:
     Examples
     --------
     >>> import numpy as np
-    >>> from segment.gmm import GaussianMixture
-    >>> model = GaussianMixture(1, covariance_type="spherical")
+    >>> from segment.gmm import Mixture
+    >>> model = Mixture(1, covariance_type="spherical")
     >>> run = EMRun(MixtureParameters(np.ones(1), np.zeros((1, 1)), np.ones(1), np.ones(1)), -1.0, [-1.0], True)
     >>> set_fitted(model, run, 1, np.float32)
     >>> model.means_.dtype, model.n_iter_
@@ -201,8 +204,8 @@ def fitted_parameters(model) -> MixtureParameters:
     Examples
     --------
     >>> import numpy as np
-    >>> from segment.gmm import GaussianMixture
-    >>> model = GaussianMixture(1).fit(np.array([[0.0], [2.0]]))
+    >>> from segment.gmm import Mixture
+    >>> model = Mixture(1).fit(np.array([[0.0], [2.0]]))
     >>> fitted_parameters(model).means
     array([[1.]])
     """

@@ -8,7 +8,7 @@ samples with repeated rows are initialised alike.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from segment.sampling import random_rows
 from segment.gmm.parameters import MixtureParameters, covariances_from_precisions, precision_cholesky
@@ -21,7 +21,7 @@ SEEDING_SAMPLE = 20_000
 N_SEEDINGS = 4
 # Lloyd iterations after each seeding (fewer when the centres stop moving).
 LLOYD_ITER = 10
-# Blocks of points assigned in parallel; fixed, so sums do not depend on the thread count.
+# Blocks whose sums are added in order (fixed, as when they ran on threads, to keep earlier results).
 LLOYD_BLOCKS = 16
 
 
@@ -207,28 +207,38 @@ def _nearest_into(points, weights, centres, nearest, start, stop, counts, sums):
     return total
 
 
-@njit(cache=True, parallel=True)
-def _assign(points, weights, centres, nearest):
-    """Assign every point to its nearest centre in ``LLOYD_BLOCKS`` blocks, in parallel.
+@njit(cache=True)
+def _assign(points, weights, centres, nearest, counts, sums):
+    """Assign every point to its nearest centre; ``counts`` (K,) and ``sums`` (K, D) get their weights and
+    weighted sums (zeroed first). Returns the inertia.
 
-    Returns per-block counts (B, K), sums (B, K, D) and inertia (B,): reduced
-    in block order, they do not depend on the number of threads.
+    The sums are taken per block of ``LLOYD_BLOCKS`` and then added in block order, as when
+    blocks ran on threads, which keeps the results of earlier versions.
     """
     N, D = points.shape
     K = centres.shape[0]
     size = (N + LLOYD_BLOCKS - 1) // LLOYD_BLOCKS
-    counts = np.zeros((LLOYD_BLOCKS, K))
-    sums = np.zeros((LLOYD_BLOCKS, K, D))
-    inertia = np.zeros(LLOYD_BLOCKS)
-    for b in prange(LLOYD_BLOCKS):
-        inertia[b] = _nearest_into(points, weights, centres, nearest, b * size, min(N, (b + 1) * size), counts[b], sums[b])
-    return counts, sums, inertia
+    block_counts = np.zeros(K)
+    block_sums = np.zeros((K, D))
+    counts[:] = 0.0
+    sums[:] = 0.0
+    inertia = 0.0
+    for b in range(LLOYD_BLOCKS):
+        block_counts[:] = 0.0
+        block_sums[:] = 0.0
+        inertia += _nearest_into(points, weights, centres, nearest, b * size, min(N, (b + 1) * size), block_counts, block_sums)
+        for k in range(K):
+            counts[k] += block_counts[k]
+            for d in range(D):
+                sums[k, d] += block_sums[k, d]
+    return inertia
 
 
 @njit(cache=True)
 def _inertia_kernel(points, weights, centres):
     """Weighted sum of squared distances of (N, D) ``points`` to their nearest centre."""
-    return _assign(points, weights, centres, np.empty(points.shape[0], dtype=np.int64))[2].sum()
+    nearest = np.empty(points.shape[0], dtype=np.int64)
+    return _assign(points, weights, centres, nearest, np.empty(centres.shape[0]), np.empty(centres.shape))
 
 
 @njit(cache=True)
@@ -239,10 +249,10 @@ def _lloyd_kernel(points, weights, centres, n_iter):
     """
     K, D = centres.shape
     nearest = np.empty(points.shape[0], dtype=np.int64)
+    counts = np.empty(K)
+    sums = np.empty((K, D))
     for _ in range(n_iter):
-        block_counts, block_sums, _ = _assign(points, weights, centres, nearest)
-        counts = block_counts.sum(axis=0)
-        sums = block_sums.sum(axis=0)
+        _assign(points, weights, centres, nearest, counts, sums)
         moved = centres.copy()
         still = True
         for k in range(K):

@@ -1,4 +1,10 @@
-"""GaussianMixture: scikit-learn's estimator, fitted by Numba EM."""
+"""Mixture: a Gaussian mixture fitted by Numba EM, without scikit-learn.
+
+This is what the segmentation pipeline fits; :class:`segment.gmm.GaussianMixture`
+is the same model as a scikit-learn estimator (its subclass). Keeping
+scikit-learn out of this module spares every command-line run the seconds that
+importing it takes.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
-
 from segment.gmm import _kernels
-from segment.gmm.em import EMRun, as_generator, fit_estimator, fitted_parameters, set_fitted
+from segment.gmm.em import ConvergenceWarning, EMRun, as_generator, fit_estimator, fitted_parameters, set_fitted
 from segment.gmm.init import INIT_PARAMS, initial_parameters
 from segment.gmm.parameters import COVARIANCE_TYPES, MixtureParameters, kernel_parameters, n_parameters, precision_cholesky
 from segment.gmm.statistics import chunk_statistics, m_step
@@ -28,16 +31,22 @@ ROWS_PER_PASS = 1 << 17
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class NotFittedError(ValueError, AttributeError):
+    """A model was used before it was fitted (scikit-learn's estimator raises its own class of the same bases)."""
+
+
+class Mixture:
     """Gaussian mixture fitted by EM in Numba kernels.
 
-    A drop-in for :class:`sklearn.mixture.GaussianMixture`: the same
-    parameters, fitted attributes and methods (it passes scikit-learn's
-    estimator checks), plus weighted fits (``sample_weight``), streaming EM
-    (:meth:`partial_fit`, :mod:`segment.gmm.streaming`) and a per-sample
-    log-prior. Float32 features are fitted in float32 (statistics summed in
-    float64) and give float32 attributes and outputs; no (N, K) matrix is
-    built while fitting, and :meth:`predict_proba` needs little beyond its output.
+    The same parameters, fitted attributes and methods as
+    :class:`sklearn.mixture.GaussianMixture`, plus weighted fits
+    (``sample_weight``), streaming EM (:meth:`partial_fit`,
+    :mod:`segment.gmm.streaming`) and a per-sample log-prior. Float32
+    features are fitted in float32 (statistics summed in float64) and give
+    float32 attributes and outputs; no (N, K) matrix is built while fitting,
+    and :meth:`predict_proba` needs little beyond its output. For use with
+    scikit-learn's tools (clone, Pipeline, GridSearchCV) take its subclass
+    :class:`segment.gmm.GaussianMixture`.
 
     Parameters
     ----------
@@ -82,8 +91,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     lower_bounds_ : list of float
         The lower bound at every iteration of the best initialisation.
     n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Only when fitted on a DataFrame with string column names.
     statistics_ : SufficientStatistics
         After :meth:`partial_fit`: the statistics accumulated so far.
     metadata_ : dict
@@ -94,14 +101,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2))])
-    >>> gm = GaussianMixture(2, random_state=0).fit(X)
-    >>> gm
-    GaussianMixture(n_components=2, random_state=0)
+    >>> gm = Mixture(2, random_state=0).fit(X)
     >>> bool(np.allclose(np.sort(gm.means_[:, 0]), [0.0, 8.0], atol=0.3))
     True
     >>> gm.predict([[0.0, 0.0], [8.0, 8.0]]).tolist() in ([0, 1], [1, 0])
     True
     """
+
+    #: The warning class of a fit that did not converge.
+    convergence_warning: type[Warning] = ConvergenceWarning
 
     def __init__(
         self,
@@ -139,7 +147,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(
         self, X: np.ndarray, y: Any = None, *, sample_weight: np.ndarray | None = None, log_prior: np.ndarray | None = None
-    ) -> GaussianMixture:
+    ) -> Mixture:
         """Estimate the parameters by EM.
 
         Parameters
@@ -157,13 +165,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        self : GaussianMixture
+        self : Mixture
 
         Examples
         --------
         >>> import numpy as np
         >>> bins = np.array([[0.0], [1.0], [2.0]])
-        >>> GaussianMixture(1).fit(bins, sample_weight=[1, 0, 3]).means_
+        >>> Mixture(1).fit(bins, sample_weight=[1, 0, 3]).means_
         array([[1.5]])
         """
         self.validate_parameters()
@@ -178,7 +186,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fit_estimator(self, e_step, partial(self.initial_parameters, X, sample_weight=weights), X.shape[1], X.dtype)
         return self
 
-    def partial_fit(self, X: np.ndarray, y: Any = None, sample_weight: np.ndarray | None = None) -> GaussianMixture:
+    def partial_fit(self, X: np.ndarray, y: Any = None, sample_weight: np.ndarray | None = None) -> Mixture:
         """One step of streaming (incremental) EM on a chunk of samples.
 
         The chunk's E-step runs under the current parameters; its sufficient
@@ -198,13 +206,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        self : GaussianMixture
+        self : Mixture
 
         Examples
         --------
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
-        >>> gm = GaussianMixture(1)
+        >>> gm = Mixture(1)
         >>> for _ in range(5):
         ...     gm = gm.partial_fit(rng.normal(3.0, 1.0, size=(200, 1)))
         >>> gm.n_iter_, bool(abs(gm.means_[0, 0] - 3.0) < 0.2)
@@ -242,7 +250,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Examples
         --------
         >>> import numpy as np
-        >>> GaussianMixture(1).initial_parameters(np.array([[0.0], [2.0]]), np.random.default_rng(0)).means
+        >>> Mixture(1).initial_parameters(np.array([[0.0], [2.0]]), np.random.default_rng(0)).means
         array([[1.]])
         """
         return initial_parameters(
@@ -264,7 +272,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Examples
         --------
         >>> import numpy as np
-        >>> labels = GaussianMixture(2, random_state=0).fit_predict([[0.0], [0.1], [9.0], [9.1]])
+        >>> labels = Mixture(2, random_state=0).fit_predict([[0.0], [0.1], [9.0], [9.1]])
         >>> labels[0] == labels[1] != labels[2] == labels[3]
         np.True_
         """
@@ -288,7 +296,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Examples
         --------
         >>> import numpy as np
-        >>> gm = GaussianMixture(1).fit([[0.0], [1.0]])
+        >>> gm = Mixture(1).fit([[0.0], [1.0]])
         >>> gm.label(np.array([[0.5]], dtype=np.float32))
         (array([0], dtype=int32), array([1.], dtype=float32))
         """
@@ -303,7 +311,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> GaussianMixture(1).fit([[0.0], [1.0]]).predict([[0.5]])
+        >>> Mixture(1).fit([[0.0], [1.0]]).predict([[0.5]])
         array([0])
         """
         return self.label(X)[0].astype(np.intp)
@@ -316,7 +324,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> GaussianMixture(1).fit([[0.0], [1.0]]).predict_proba([[0.5]])
+        >>> Mixture(1).fit([[0.0], [1.0]]).predict_proba([[0.5]])
         array([[1.]])
         """
         X, kernel_params = self._inference_arguments(X)
@@ -336,7 +344,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> GaussianMixture(1).fit([[-1.0], [1.0]]).weighted_log_prob([[0.0]]).round(3)
+        >>> Mixture(1).fit([[-1.0], [1.0]]).weighted_log_prob([[0.0]]).round(3)
         array([[-0.919]])
         """
         X, kernel_params = self._inference_arguments(X)
@@ -349,7 +357,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> GaussianMixture(1).fit([[-1.0], [1.0]]).score_samples([[0.0]]).round(3)
+        >>> Mixture(1).fit([[-1.0], [1.0]]).score_samples([[0.0]]).round(3)
         array([-0.919])
         """
         X, kernel_params = self._inference_arguments(X)
@@ -362,7 +370,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> round(GaussianMixture(1).fit([[-1.0], [1.0]]).score([[-1.0], [1.0]]), 3)
+        >>> round(Mixture(1).fit([[-1.0], [1.0]]).score([[-1.0], [1.0]]), 3)
         -1.419
         """
         return float(self.score_samples(X).mean(dtype=np.float64))
@@ -373,7 +381,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Examples
         --------
         >>> X = [[-1.0], [1.0]]
-        >>> round(GaussianMixture(1).fit(X).bic(X), 3)  # 2 log-likelihood terms + 2 parameters * log(2)
+        >>> round(Mixture(1).fit(X).bic(X), 3)  # 2 log-likelihood terms + 2 parameters * log(2)
         7.062
         """
         n = len(X)
@@ -384,7 +392,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> round(GaussianMixture(1).fit([[-1.0], [1.0]]).aic([[-1.0], [1.0]]), 3)
+        >>> round(Mixture(1).fit([[-1.0], [1.0]]).aic([[-1.0], [1.0]]), 3)
         9.676
         """
         return -2 * self.score(X) * len(X) + 2 * self._n_parameters()
@@ -404,11 +412,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> X, y = GaussianMixture(1, random_state=0).fit([[-1.0], [1.0]]).sample(3)
+        >>> X, y = Mixture(1, random_state=0).fit([[-1.0], [1.0]]).sample(3)
         >>> X.shape, y.tolist()
         ((3, 1), [0, 0, 0])
         """
-        check_is_fitted(self)
+        self._check_fitted()
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; the sampling requires at least one sample.")
         rng = as_generator(self.random_state)
@@ -426,17 +434,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.repeat(np.arange(K), counts)
         return np.concatenate(blocks).astype(self.means_.dtype, copy=False), labels
 
-    def permute_components(self, order: np.ndarray) -> GaussianMixture:
+    def permute_components(self, order: np.ndarray) -> Mixture:
         """Reorder the fitted components in place: new component i is old ``order[i]``.
 
         Examples
         --------
-        >>> gm = GaussianMixture(2, random_state=0).fit([[0.0], [0.1], [9.0], [9.1]])
+        >>> gm = Mixture(2, random_state=0).fit([[0.0], [0.1], [9.0], [9.1]])
         >>> gm.permute_components(np.argsort(-gm.means_[:, 0])).means_.round(2)
         array([[9.05],
                [0.05]])
         """
-        check_is_fitted(self)
+        self._check_fitted()
         order = np.asarray(order)
         self.weights_ = self.weights_[order]
         self.means_ = self.means_[order]
@@ -455,7 +463,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return n_parameters(K, D, self.covariance_type)
 
     def _inference_arguments(self, X):
-        check_is_fitted(self)
+        self._check_fitted()
         X = self._validate(X, reset=False)
         return X, kernel_parameters(fitted_parameters(self), self.covariance_type, X.dtype)
 
@@ -478,13 +486,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Examples
         --------
         >>> import tempfile, pathlib
-        >>> gm = GaussianMixture(1).fit([[0.0], [2.0]])
+        >>> gm = Mixture(1).fit([[0.0], [2.0]])
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     gm.save(pathlib.Path(folder) / "model.npz", metadata={"bands": 1})
-        ...     GaussianMixture.load(pathlib.Path(folder) / "model.npz").metadata_
+        ...     Mixture.load(pathlib.Path(folder) / "model.npz").metadata_
         {'bands': 1}
         """
-        check_is_fitted(self)
+        self._check_fitted()
         path = Path(path)
         header = {
             "format": MODEL_FORMAT,
@@ -508,7 +516,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             tmp.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> GaussianMixture:
+    def load(cls, path: str | os.PathLike) -> Mixture:
         """Read a model written by :meth:`save`.
 
         Raises
@@ -560,7 +568,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Examples
         --------
-        >>> GaussianMixture(0).validate_parameters()
+        >>> Mixture(0).validate_parameters()
         Traceback (most recent call last):
         ...
         ValueError: n_components must be an integer >= 1; got 0
@@ -591,9 +599,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"warm_start must be a bool; got {self.warm_start!r}")
 
     def _validate(self, X, reset: bool, min_samples: int = 0) -> np.ndarray:
-        # Inference accepts no rows (an image whose pixels are all masked out).
-        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES, ensure_min_samples=min_samples)
-        return np.ascontiguousarray(X)
+        """``X`` as a C-contiguous (N, D) float32 or float64 array of finite values; ``reset`` records D.
+
+        Inference accepts no rows (an image whose pixels are all masked out).
+        """
+        X = np.asarray(X)
+        X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in FLOAT_DTYPES else np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D array of samples (N, D); got shape {X.shape}")
+        if X.shape[0] < min_samples:
+            raise ValueError(f"expected at least {min_samples} sample(s); got {X.shape[0]}")
+        if not np.isfinite(X).all():
+            raise ValueError("the samples contain NaN or infinity")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input")
+        return X
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
 
     @staticmethod
     def _check_sample_weight(sample_weight, X) -> np.ndarray | None:

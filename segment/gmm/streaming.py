@@ -27,7 +27,7 @@ def fit_chunks(model, chunks: Iterable[np.ndarray] | Callable[[], Iterable[np.nd
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : Mixture
         Its settings are used and its fitted attributes set, as by ``fit``.
         The start is drawn from the first chunk, except what the ``*_init``
         parameters give (all three give the start of an in-memory fit), or
@@ -39,7 +39,7 @@ def fit_chunks(model, chunks: Iterable[np.ndarray] | Callable[[], Iterable[np.nd
 
     Returns
     -------
-    model : GaussianMixture
+    model : Mixture
 
     Examples
     --------
@@ -74,7 +74,7 @@ def fit_dask(model, chunks, client):
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : Mixture
         As for :func:`fit_chunks`; the start is drawn from the first chunk.
     chunks : list of dask.delayed objects or futures
         Each an (n_i, D) array.
@@ -82,7 +82,7 @@ def fit_dask(model, chunks, client):
 
     Returns
     -------
-    model : GaussianMixture
+    model : Mixture
 
     Examples
     --------
