@@ -419,7 +419,7 @@ def _heap_pop(heap, n):
     top = heap[0, 0], int(heap[0, 1]), int(heap[0, 2])
     for c in range(3):
         heap[0, c] = heap[n - 1, c]
-    _heap_sift_down(heap, 0, n - 1)
+    _heap_sift_down(heap, np.int64(0), n - 1)
     return top
 
 
@@ -444,9 +444,9 @@ def merge_small(graph, movable, min_size, max_regions, colour_columns, by_simila
             heap[n, 2] = 0
             n += 1
     live = n
-    _heapify(heap, n)
+    _heapify(heap, np.int64(n))
     while n:
-        size, r, _ = _heap_pop(heap, n)
+        size, r, _ = _heap_pop(heap, np.int64(n))
         n -= 1
         if parent[r] != r or values[r, 0] != size:
             continue
@@ -481,7 +481,7 @@ def merge_small(graph, movable, min_size, max_regions, colour_columns, by_simila
             continue
         _merge(r, best, graph, index, touched)
         live -= 1
-        heap = _heap_push(heap, n, values[best, 0], best, 0)
+        heap = _heap_push(heap, n, values[best, 0], best, np.int64(0))
         n += 1
 
 
@@ -594,9 +594,9 @@ def merge_by_cost(graph, movable, n_colour, n_pixels, coefficients, intercept, e
                 heap[n, 1] = e
                 heap[n, 2] = stamp[e]
                 n += 1
-    _heapify(heap, n)
+    _heapify(heap, np.int64(n))
     while n:
-        _, e, version = _heap_pop(heap, n)
+        _, e, version = _heap_pop(heap, np.int64(n))
         n -= 1
         if not alive[e] or stamp[e] != version:
             continue
@@ -648,5 +648,9 @@ def region_roots(parent):
     """The root of every region (path compression applied to ``parent``)."""
     roots = np.empty(parent.shape[0], dtype=np.int64)
     for r in range(parent.shape[0]):
-        roots[r] = _root(parent, r)
+        i = r
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving (as _root, whose int32 compilation this would duplicate)
+            i = parent[i]
+        roots[r] = i
     return roots

@@ -241,7 +241,7 @@ def candidate_confidence(labels, candidate, data, options, edge, diagonal, confi
                 continue
             for k in range(K):
                 score[k] = data[row, k]
-            _add_neighbour_votes(labels, y, x, edge, diagonal, score, options[0], True)
+            _add_neighbour_votes(labels, y, x, edge, diagonal, score, options[0], np.bool_(True))
             top = score[0]
             for k in range(1, K):
                 top = max(top, score[k])
@@ -271,7 +271,7 @@ def neighbour_log_prior(labels, pixels, options, edge, diagonal, out, first, las
     W = labels.shape[1]
     for i in range(first, last):
         out[i, :] = 0.0
-        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i], options[0], True)
+        _add_neighbour_votes(labels, pixels[i] // W, pixels[i] % W, edge, diagonal, out[i], options[0], np.bool_(True))
 
 
 # --------------------------------------------------------------- wrappers

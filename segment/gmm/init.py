@@ -8,7 +8,6 @@ samples with repeated rows are initialised alike.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from segment.sampling import random_rows
 from segment.gmm.parameters import MixtureParameters, covariances_from_precisions, precision_cholesky
@@ -21,7 +20,7 @@ SEEDING_SAMPLE = 20_000
 N_SEEDINGS = 4
 # Lloyd iterations after each seeding (fewer when the centres stop moving).
 LLOYD_ITER = 10
-# Blocks whose sums are added in order (fixed, as when they ran on threads, to keep earlier results).
+# Blocks whose sums are added in order (fixed, as when they ran on threads: the same centres as before).
 LLOYD_BLOCKS = 16
 
 
@@ -101,11 +100,12 @@ def kmeans_centres(points: np.ndarray, weights: np.ndarray, n_components: int, r
     """
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    columns = np.ascontiguousarray(points.T)
     runs = [
-        _lloyd_kernel(points, weights, kmeans_plusplus_centres(points, weights, n_components, rng), LLOYD_ITER)
+        _lloyd(columns, weights, kmeans_plusplus_centres(points, weights, n_components, rng), LLOYD_ITER)
         for _ in range(N_SEEDINGS)
     ]
-    return min(runs, key=lambda centres: _inertia_kernel(points, weights, centres))
+    return min(runs, key=lambda centres: _assign(columns, weights, centres)[3])
 
 
 def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -137,130 +137,73 @@ def kmeans_plusplus_centres(
     """
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
+    columns = np.ascontiguousarray(points.T)
     n_trials = 2 + int(np.log(n_components))
     chosen = np.empty(n_components, dtype=np.int64)
     chosen[0] = weighted_draws(weights, 1, rng)[0]
-    closest = np.full(len(points), np.inf)
-    _take_closest(points, chosen[0], closest)
+    closest = _squared_distance(columns, points[chosen[0]])
     for k in range(1, n_components):
         potential = weights * closest
         if potential.sum() > 0:
             candidates = weighted_draws(potential, n_trials, rng)
         else:
             candidates = weighted_draws(weights, n_trials, rng)
-        chosen[k] = _best_candidate(points, weights, closest, candidates)
-        _take_closest(points, chosen[k], closest)
+        # The candidate leaving the smallest weighted sum of squared distances to the nearest centre.
+        best_potential = np.inf
+        for candidate in candidates:
+            nearer = np.minimum(closest, _squared_distance(columns, points[candidate]))
+            total = _sequential_sum(weights * nearer)
+            if total < best_potential:
+                chosen[k], best_potential, best_closest = candidate, total, nearer
+        closest = best_closest
     return points[chosen]
 
 
-@njit(cache=True)
-def _squared_distance_to(points, i, j):
-    distance = 0.0
-    for d in range(points.shape[1]):
-        delta = points[i, d] - points[j, d]
-        distance += delta * delta
-    return distance
+def _sequential_sum(values: np.ndarray) -> float:
+    """Sum added in index order, as a loop does (NumPy's ``sum`` adds pairwise, with other rounding)."""
+    return float(np.cumsum(values)[-1]) if len(values) else 0.0
 
 
-@njit(cache=True)
-def _best_candidate(points, weights, closest, candidates):
-    """The candidate point that, as a new centre, leaves the smallest weighted sum of squared distances to the nearest centre."""
-    best, best_potential = candidates[0], np.inf
-    for c in candidates:
-        potential = 0.0
-        for i in range(points.shape[0]):
-            potential += weights[i] * min(closest[i], _squared_distance_to(points, i, c))
-        if potential < best_potential:
-            best, best_potential = c, potential
-    return best
+def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Nearest centre of every point, with the weight, weighted sum of points and inertia of the centres.
 
-
-@njit(cache=True)
-def _take_closest(points, centre, closest):
-    """Lower ``closest`` (squared distance to the nearest centre) to the distance to point ``centre``, in place."""
-    for i in range(points.shape[0]):
-        closest[i] = min(closest[i], _squared_distance_to(points, i, centre))
-
-
-@njit(cache=True)
-def _nearest_into(points, weights, centres, nearest, start, stop, counts, sums):
-    """Nearest centre (ties: the lower index) of points ``start:stop``, with their weights and weighted sums per centre.
-
-    Returns the points' weighted sum of squared distances to their nearest centre.
+    Returns ``nearest`` (N,), ``counts`` (K,), ``sums`` (K, D) and the
+    inertia (weighted sum of squared distances to the nearest centre). The
+    sums are taken in index order within ``LLOYD_BLOCKS`` blocks, then
+    added block after block.
     """
-    D = points.shape[1]
-    total = 0.0
-    for i in range(start, stop):
-        best, best_k = np.inf, 0
-        for k in range(centres.shape[0]):
-            distance = 0.0
-            for d in range(D):
-                delta = points[i, d] - centres[k, d]
-                distance += delta * delta
-            if distance < best:
-                best, best_k = distance, k
-        nearest[i] = best_k
-        counts[best_k] += weights[i]
-        for d in range(D):
-            sums[best_k, d] += weights[i] * points[i, d]
-        total += weights[i] * best
+    (D, N), K = columns.shape, len(centres)
+    nearest, distance = _nearest(columns, centres)
+    block = np.arange(N) // -(-N // LLOYD_BLOCKS) if N else np.zeros(0, dtype=np.intp)
+    cell = block * K + nearest
+    size = LLOYD_BLOCKS * K
+    counts = _add_blocks(np.bincount(cell, weights=weights, minlength=size).reshape(LLOYD_BLOCKS, K))
+    sums = np.stack(
+        [_add_blocks(np.bincount(cell, weights=weights * columns[d], minlength=size).reshape(LLOYD_BLOCKS, K)) for d in range(D)],
+        axis=1,
+    )
+    inertia = float(_add_blocks(np.bincount(block, weights=weights * distance, minlength=LLOYD_BLOCKS)))
+    return nearest, counts, sums, inertia
+
+
+def _add_blocks(per_block: np.ndarray) -> np.ndarray:
+    total = np.zeros(per_block.shape[1:])
+    for part in per_block:
+        total = total + part
     return total
 
 
-@njit(cache=True)
-def _assign(points, weights, centres, nearest, counts, sums):
-    """Assign every point to its nearest centre; ``counts`` (K,) and ``sums`` (K, D) get their weights and
-    weighted sums (zeroed first). Returns the inertia.
-
-    The sums are taken per block of ``LLOYD_BLOCKS`` and then added in block order, as when
-    blocks ran on threads, which keeps the results of earlier versions.
-    """
-    N, D = points.shape
-    K = centres.shape[0]
-    size = (N + LLOYD_BLOCKS - 1) // LLOYD_BLOCKS
-    block_counts = np.zeros(K)
-    block_sums = np.zeros((K, D))
-    counts[:] = 0.0
-    sums[:] = 0.0
-    inertia = 0.0
-    for b in range(LLOYD_BLOCKS):
-        block_counts[:] = 0.0
-        block_sums[:] = 0.0
-        inertia += _nearest_into(points, weights, centres, nearest, b * size, min(N, (b + 1) * size), block_counts, block_sums)
-        for k in range(K):
-            counts[k] += block_counts[k]
-            for d in range(D):
-                sums[k, d] += block_sums[k, d]
-    return inertia
-
-
-@njit(cache=True)
-def _inertia_kernel(points, weights, centres):
-    """Weighted sum of squared distances of (N, D) ``points`` to their nearest centre."""
-    nearest = np.empty(points.shape[0], dtype=np.int64)
-    return _assign(points, weights, centres, nearest, np.empty(centres.shape[0]), np.empty(centres.shape))
-
-
-@njit(cache=True)
-def _lloyd_kernel(points, weights, centres, n_iter):
+def _lloyd(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray, n_iter: int) -> np.ndarray:
     """Weighted k-means iterations from ``centres`` until they stop moving (``np.allclose``) or ``n_iter``.
 
     A cluster without weight keeps its centre.
     """
-    K, D = centres.shape
-    nearest = np.empty(points.shape[0], dtype=np.int64)
-    counts = np.empty(K)
-    sums = np.empty((K, D))
     for _ in range(n_iter):
-        _assign(points, weights, centres, nearest, counts, sums)
+        _, counts, sums, _ = _assign(columns, weights, centres)
+        filled = counts > 0
         moved = centres.copy()
-        still = True
-        for k in range(K):
-            if counts[k] > 0:
-                for d in range(D):
-                    moved[k, d] = sums[k, d] / counts[k]
-                    still = still and abs(moved[k, d] - centres[k, d]) <= 1e-8 + 1e-5 * abs(centres[k, d])
-        if still:
+        moved[filled] = sums[filled] / counts[filled, None]
+        if np.all(np.abs(moved[filled] - centres[filled]) <= 1e-8 + 1e-5 * np.abs(centres[filled])):
             break
         centres = moved
     return centres
@@ -274,15 +217,15 @@ def _squared_distance(columns: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return total
 
 
-def _nearest(columns: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre of every point, given as (D, N) ``columns`` (ties: the lower index)."""
+def _nearest(columns: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre of every point, given as (D, N) ``columns`` (ties: the lower index), and its squared distance."""
     nearest = np.zeros(columns.shape[1], dtype=np.intp)
     best = _squared_distance(columns, centres[0])
     for k in range(1, len(centres)):
         distance = _squared_distance(columns, centres[k])
         nearest[distance < best] = k
         np.minimum(best, distance, out=best)
-    return nearest
+    return nearest, best
 
 
 def random_from_data_centres(points: np.ndarray, weights: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -370,7 +313,7 @@ def initial_parameters(
         else:
             reference = CENTRE_INITIALISERS[init_params](points, weights, n_components, rng)
         resp = np.zeros((len(points), n_components))
-        resp[np.arange(len(points)), _nearest(np.ascontiguousarray(points.T), reference)] = 1.0
+        resp[np.arange(len(points)), _nearest(np.ascontiguousarray(points.T), reference)[0]] = 1.0
     params = m_step(_statistics(points, weights, resp, reference), covariance_type, reg_covar)
     weights_, means, covariances, prec_chol = params
     if weights_init is not None:
