@@ -250,11 +250,11 @@ def read_for_fit(path: Path, page: int, config: SegmentConfig) -> tuple[np.ndarr
     >>> pixels.shape, alpha, spec.names
     ((4, 6, 3), None, ['L', 'a', 'b', 'x', 'y'])
     """
-    from segment import io
+    from segment import io, preprocess
     from segment.features import FeatureSpec
-    from segment.pipeline import preprocess_image
 
-    pixels = preprocess_image(io.load_page(path, page, max_pixels=config.max_pixels), config)
+    pixels = io.load_page(path, page, max_pixels=config.max_pixels)
+    pixels = preprocess.denoise(preprocess.downscale(pixels, config.max_side), config.denoise, config.denoise_size)
     alpha = pixels[:, :, 3] if pixels.ndim == 3 and pixels.shape[2] == 4 else None
     return pixels, alpha, FeatureSpec.for_image(pixels, config.color_space, config.position_weight)
 

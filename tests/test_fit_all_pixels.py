@@ -70,11 +70,11 @@ def test_all_pixels_equals_the_in_memory_fit_of_every_pixel(collection):
     assert result.model.metadata_["fitted_on"] == {"images": 3, "pixels": len(features), "all_pixels": True, "passes": result.passes}
 
 
-def test_cli_all_pixels_on_a_local_dask_cluster_of_processes(collection, tmp_path):
+def test_cli_all_pixels_on_a_local_dask_cluster_of_a_worker_process(collection, tmp_path):
     folder, features = collection
     out = tmp_path / "model.npz"
     options = ["-k", "3", "--fit-sample", "300", "--max-iter", "200", "--tol", "1e-6", "--seed", "1"]
-    result = runner.invoke(app, ["fit", str(folder), "-o", str(out), *options, "--all-pixels", "--executor", "dask", "--workers", "2"])
+    result = runner.invoke(app, ["fit", str(folder), "-o", str(out), *options, "--all-pixels", "--executor", "dask", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert f"fitted on {len(features)} pixels from 3 image(s)" in result.output
     start = fit_shared_model([folder], CONFIG).model
