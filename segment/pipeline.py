@@ -23,6 +23,7 @@ from segment import io, merging, postprocess, preprocess, sampling, smoothing, u
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, GaussianMixture
+from segment.histogram import Histogram, feature_histogram
 from segment.result import Segmentation, component_statistics
 
 __all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
@@ -191,6 +192,7 @@ def label_image(
     model: GaussianMixture | None,
     lap: Callable[[str], None],
     pixel_weights: np.ndarray | None = None,
+    histogram: Histogram | None = None,
 ) -> Labelling:
     """Features → fit (unless ``model`` is given) → label → smoothing → regions, timing each stage.
 
@@ -209,6 +211,8 @@ def label_image(
         Called with each stage's name when it ends.
     pixel_weights : (H, W) ndarray, optional
         Original pixels each pixel stands for, for the component statistics.
+    histogram : Histogram, optional
+        To fit on instead of this image's own (:func:`fit_image_model`).
     """
     height, width = pixels.shape[:2]
     feats = spec.image_features(pixels)
@@ -220,7 +224,7 @@ def label_image(
     with numba_threads(cfg.n_jobs):
         fitted_here = model is None
         if len(feats) and model is None:
-            model = fit_image_model(pixels, spec, valid, cfg, feats=feats)
+            model = fit_image_model(pixels, spec, valid, cfg, feats=feats, histogram=histogram)
         elif model is not None:
             check_model_features(model, spec)
         lap("fit")
@@ -287,7 +291,9 @@ def segment_working_copy(
     lap("working_copy")
     cells = np.outer(upscale.cell_sizes(height, work_shape[0]), upscale.cell_sizes(width, work_shape[1]))
     work_cfg = working_config(cfg, work_shape, (height, width))
-    return label_image(work, spec.for_working_copy(work_shape), None, work_cfg, model, lap, cells)
+    # The full-resolution histogram, when there is one, is exact EM over every pixel; the copy's is not.
+    histogram = feature_histogram(pixels, spec) if model is None else None
+    return label_image(work, spec.for_working_copy(work_shape), None, work_cfg, model, lap, cells, histogram)
 
 
 def working_shape(
@@ -342,12 +348,20 @@ def fit_image_model(
     *,
     feats: np.ndarray | None = None,
     sample_size: int | None = None,
+    histogram: Histogram | None = None,
 ) -> GaussianMixture:
-    """Fit the mixture of ``cfg`` on the image's fit sample (:func:`segment.sampling.fit_sample`).
+    """Fit the mixture of ``cfg`` on the image's histogram, or else on its fit sample.
 
-    ``feats`` are the features of the valid pixels when already computed
-    (else only the sample's are); ``sample_size`` overrides ``cfg.fit_sample``.
-    The same image and settings give the same model either way.
+    Without position features, an image with few distinct values (greyscale,
+    16-bit, few colours: :func:`segment.histogram.feature_histogram`) is
+    fitted on the histogram of its pixels, weighted by their counts: exact EM
+    over every pixel. Otherwise the fit sample is used
+    (:func:`segment.sampling.fit_sample`). ``feats`` are the features of the
+    valid pixels when already computed (else only the sample's are);
+    ``sample_size`` overrides ``cfg.fit_sample``; ``histogram`` is used
+    instead of this image's own (e.g. a full-resolution one for a working
+    copy). The same image and settings give the same model either way.
+    ``metadata_["histogram_bins"]`` says when a histogram was fitted.
     """
     rng = np.random.default_rng(cfg.seed)
     size = cfg.fit_sample if sample_size is None else sample_size
@@ -357,14 +371,21 @@ def fit_image_model(
         sample = spec.pixel_features(pixels, flat)
     else:
         sample = feats if len(flat) == len(feats) else feats[sampling.within_mask(flat, valid)]
-    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng)
+    if histogram is None:
+        histogram = feature_histogram(pixels, spec, valid, sample_colours=sample[:, : spec.n_colour])
+    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram)
 
 
 def _fit_sample(
-    sample: np.ndarray, n_colour_features: int, n_pixels: int, cfg: SegmentConfig, rng: np.random.Generator
+    sample: np.ndarray,
+    n_colour_features: int,
+    n_pixels: int,
+    cfg: SegmentConfig,
+    rng: np.random.Generator,
+    histogram: Histogram | None = None,
 ) -> GaussianMixture:
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
-    n_colours = _count_distinct(sample[:, :n_colour_features], needed)
+    n_colours = len(histogram) if histogram is not None else _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
     if cfg.n_components == AUTO:
         n_components, bic = _choose_n_components(sample, cfg, n_colours)
@@ -381,10 +402,15 @@ def _fit_sample(
     with warnings.catch_warnings():
         # Not converging within max_iter is reported in the summary instead.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = _fit_coarse_to_fine(n_components, sample, cfg, rng)
+        if histogram is not None:
+            model = _new_model(n_components, cfg).fit(histogram.features, sample_weight=histogram.counts)
+        else:
+            model = _fit_coarse_to_fine(n_components, sample, cfg, rng)
     order = np.lexsort(model.means_.T[::-1])
     model.permute_components(order)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
+    if histogram is not None:
+        model.metadata_["histogram_bins"] = len(histogram)
     if bic is not None:
         model.metadata_["auto_bic"] = {str(k): float(v) for k, v in bic.items()}
     return model
