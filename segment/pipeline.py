@@ -62,6 +62,8 @@ def segment_image(
     model: GaussianMixture | None = None,
     mask: np.ndarray | None = None,
     info: io.ImageInfo | None = None,
+    channel_axis: int | None = -1,
+    random_state: int | np.random.Generator | None = None,
     **overrides: Any,
 ) -> Segmentation:
     """Segment an image with a Gaussian mixture over colour and position.
@@ -72,6 +74,7 @@ def segment_image(
         An RGB(A), greyscale or multiband array (any numeric dtype; never
         modified) or the path of an image file (read with its metadata by
         :func:`segment.io.read_image`, at ``config.level`` and ``config.dpi``).
+        A 2-D array is greyscale whatever ``channel_axis``.
     config : SegmentConfig, optional
         Settings; defaults to ``SegmentConfig()``.
     model : GaussianMixture, optional
@@ -84,6 +87,14 @@ def segment_image(
     info : ImageInfo, optional
         Metadata of an array read elsewhere (resolution, georeferencing,
         nodata, band names), carried into the outputs.
+    channel_axis : int or None, default -1
+        Axis of a 3-D array's channels, e.g. 0 for (C, H, W); None says the
+        array has no channel axis (2-D greyscale), as in scikit-image.
+    random_state : int, numpy.random.Generator or None
+        Seed of the sampling and of EM's initialisation: the same int (or a
+        Generator in the same state) gives the same labels. None uses
+        ``config.seed``; a Generator is drawn from once, and the seed drawn
+        is kept in ``result.config.seed``.
     **overrides
         SegmentConfig fields to change, e.g. ``n_components=4``.
 
@@ -105,8 +116,16 @@ def segment_image(
     >>> result = segment.segment_image(image, n_components=2, position_weight=0)
     >>> sorted(np.unique(result.labels).tolist())
     [1, 2]
+    >>> planar = np.moveaxis(image, -1, 0)  # (3, 20, 21)
+    >>> again = segment.segment_image(planar, channel_axis=0, random_state=0, n_components=2, position_weight=0)
+    >>> bool((again.labels == result.labels).all())
+    True
     """
     cfg = config if config is not None else SegmentConfig()
+    if random_state is not None:
+        if "seed" in overrides:
+            raise ValueError("give random_state or seed, not both")
+        overrides["seed"] = seed_of(random_state)
     if overrides:
         cfg = cfg.replace(**overrides)
     if model is not None:
@@ -117,7 +136,7 @@ def segment_image(
         source = str(image)
         pixels, info = io.read_image(image, level=cfg.level, dpi=cfg.dpi, max_pixels=cfg.max_pixels)
     else:
-        pixels = io.as_image(image)
+        pixels = io.as_image(channels_last(image, channel_axis))
         if pixels.shape[0] * pixels.shape[1] > cfg.max_pixels:
             raise ValueError(f"image has {pixels.shape[0] * pixels.shape[1]} pixels, above max_pixels={cfg.max_pixels}")
         info = info if info is not None else io.ImageInfo(pixels.shape)
@@ -163,6 +182,58 @@ def segment_image(
         region_classes=part.region_classes,
         probabilities=posterior_maps(model, bands, spec, valid) if "probabilities" in cfg.save else None,
     )
+
+
+def channels_last(image: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """``image`` with its channel axis moved last (a view); a 2-D image as it is.
+
+    Raises
+    ------
+    ValueError
+        A 3-D image with ``channel_axis=None``, an axis out of range, or an
+        array that is neither 2-D nor 3-D.
+
+    Examples
+    --------
+    >>> channels_last(np.zeros((3, 4, 5)), 0).shape
+    (4, 5, 3)
+    >>> channels_last(np.zeros((4, 5)), None).shape
+    (4, 5)
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim != 3:
+        raise ValueError(f"image must be 2-D (H, W) or 3-D with a channel axis; got shape {image.shape}")
+    if channel_axis is None:
+        raise ValueError(
+            f"image of shape {image.shape} is 3-D but channel_axis=None; give the axis of its channels "
+            "(e.g. channel_axis=-1 for (H, W, C), 0 for (C, H, W))"
+        )
+    if not -3 <= channel_axis <= 2:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for an image of shape {image.shape}")
+    return np.moveaxis(image, channel_axis, -1)
+
+
+def seed_of(random_state: int | np.random.Generator | np.random.RandomState) -> int:
+    """The integer seed (``SegmentConfig.seed``) that ``random_state`` stands for.
+
+    An int is itself; a Generator or RandomState is drawn from once.
+
+    Examples
+    --------
+    >>> seed_of(7)
+    7
+    >>> seed_of(np.random.default_rng(1)) == seed_of(np.random.default_rng(1))
+    True
+    """
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise TypeError(f"random_state must be an int, a numpy Generator or None; got {type(random_state).__name__}")
 
 
 def preprocess_image(pixels: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
