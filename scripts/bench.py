@@ -24,10 +24,21 @@ In one run, on photos upscaled from a sample image (Lab colour + x, y, D = 5):
 4. ``segment image`` (the CLI) on a 0.5-megapixel photo in a fresh process with
    a warm Numba cache.
 
+With ``--histogram``, only this: the fit stage on a synthetic 16-bit greyscale
+12-megapixel scan (the photo in grey, upscaled, with read and shot noise),
+colour features only (``position_weight=0``), K = 8: the pipeline's histogram
+fit (exact EM over every pixel, weighted by the counts of the distinct values)
+against the fit of the default grid sample, side by side: seconds (median of
+``--repeats``), the mean log-likelihood of all pixels under each model, and
+the adjusted Rand index between the two label maps of all pixels. For scale,
+also EM on the features of every pixel in memory from the histogram fit's
+start (timed once), and how far its means are from the histogram fit's.
+
 Prints a markdown table with medians and writes the same figures as JSON::
 
     python scripts/bench.py --json bench.json
     python scripts/bench.py --sizes 1 4 --repeats 3 --skip-sklearn-above 4
+    python scripts/bench.py --histogram
 """
 
 from __future__ import annotations
@@ -202,6 +213,115 @@ PEAK_RSS_PRELUDE = (
 
 # The per-pixel mixture alone: what the EM and labelling kernels cost end to end.
 PLAIN_MIXTURE = {"smoothing": 0.0, "merge_cost": 0.0, "min_fraction": 0.0, "relabel": False}
+
+
+def scan16(source: np.ndarray, megapixels: float, seed: int = 0) -> np.ndarray:
+    """A 16-bit greyscale scan of about ``megapixels`` made from an RGB photo: read noise and shot noise added."""
+    grey = cv2.cvtColor(photo(source, megapixels), cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(257)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(grey.shape, dtype=np.float32) * (np.float32(120) + np.sqrt(np.float32(30) * grey))
+    return np.clip(np.round(grey + noise), 0, 65535).astype(np.uint16)
+
+
+def bench_histogram(source: np.ndarray, args: argparse.Namespace) -> dict:
+    """Histogram fit against sample fit on a 16-bit greyscale scan (fit stage, all pixels labelled by each)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from segment.histogram import feature_histogram
+    from segment.pipeline import fit_image_model, fit_model
+
+    image = scan16(source, args.histogram_megapixels)
+    cfg = SegmentConfig(position_weight=0.0)
+    spec = features.FeatureSpec.for_image(image, cfg.color_space, cfg.position_weight)
+
+    def sample_fit() -> GaussianMixture:
+        flat = sampling.fit_sample(spec.shape, None, cfg.fit_sample, np.random.default_rng(cfg.seed))
+        return fit_model(spec.pixel_features(image, flat), spec.n_colour, cfg)
+
+    def histogram_fit() -> GaussianMixture:
+        return fit_image_model(image, spec, None, cfg)
+
+    warnings.simplefilter("ignore", UserWarning)
+    fits, seconds = {}, {}
+    for name, fit in (("sample", sample_fit), ("histogram", histogram_fit)):
+        fit()  # compile
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            fits[name] = fit()
+            times.append(time.perf_counter() - started)
+        seconds[name] = statistics.median(times)
+    histogram = feature_histogram(image, spec)
+    every = spec.image_features(image)
+    labels = {name: model.predict(every) for name, model in fits.items()}
+    # The histogram fit's start (its initialisation draws from this generator) for EM on every row.
+    start = fits["histogram"].initial_parameters(
+        histogram.features, np.random.default_rng(cfg.seed), sample_weight=histogram.counts
+    )
+
+    def from_start() -> GaussianMixture:
+        return GaussianMixture(
+            fits["histogram"].n_components, tol=cfg.tol, reg_covar=cfg.reg_covar, max_iter=cfg.max_iter,
+            weights_init=start.weights, means_init=start.means, precisions_init=np.linalg.inv(start.covariances),
+        )
+
+    started = time.perf_counter()
+    from_start().fit(histogram.features, sample_weight=histogram.counts)
+    seconds["histogram EM"] = time.perf_counter() - started
+    exact = from_start()
+    started = time.perf_counter()
+    exact.fit(every)
+    seconds["every pixel"] = time.perf_counter() - started
+    exact.permute_components(np.lexsort(exact.means_.T[::-1]))
+    fits["every pixel"] = exact
+    return {
+        "shape": list(image.shape),
+        "dtype": str(image.dtype),
+        "distinct_values": len(histogram),
+        "fit_sample": cfg.fit_sample,
+        "n_components": cfg.n_components,
+        "seconds": seconds,
+        "n_iter": {name: int(model.n_iter_) for name, model in fits.items()},
+        "em_seconds_from_the_same_start": {"histogram": seconds.pop("histogram EM"), "every pixel": seconds["every pixel"]},
+        "mean_log_likelihood": {
+            name: float(np.dot(model.score_samples(histogram.features), histogram.counts) / histogram.n_pixels)
+            for name, model in fits.items()
+        },
+        "adjusted_rand_index": float(adjusted_rand_score(labels["sample"], labels["histogram"])),
+        "histogram_vs_every_pixel_means": float(
+            np.max(np.abs(exact.means_ - fits["histogram"].means_) / np.abs(exact.means_))
+        ),
+    }
+
+
+def histogram_markdown(result: dict) -> str:
+    height, width = result["shape"]
+    lines = [
+        f"Fit stage on a {width} x {height} {result['dtype']} greyscale scan ({height * width / 1e6:.1f} MP, "
+        f"{result['distinct_values']} distinct values), K = {result['n_components']}, position_weight = 0:",
+        "",
+        "| fit | seconds | EM iterations | mean log-likelihood of all pixels |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, label in (
+        ("sample", f"grid sample of {result['fit_sample']:,} pixels"),
+        ("histogram", "histogram (every pixel, weighted)"),
+        ("every pixel", "every pixel in memory, from the histogram fit's start (once)"),
+    ):
+        lines.append(
+            f"| {label} | {result['seconds'][name]:.3f} | {result['n_iter'][name]} | {result['mean_log_likelihood'][name]:.5f} |"
+        )
+    em = result["em_seconds_from_the_same_start"]
+    lines += [
+        "",
+        f"EM alone from the histogram fit's start: {em['histogram']:.3f} s on the histogram, "
+        f"{em['every pixel']:.3f} s on every pixel ({em['every pixel'] / em['histogram']:.0f} x).",
+        "",
+        f"Adjusted Rand index between the sample's and the histogram's label maps (all pixels): "
+        f"{result['adjusted_rand_index']:.4f}; means of the histogram fit and of EM on every pixel differ by "
+        f"{result['histogram_vs_every_pixel_means']:.1e} (relative).",
+    ]
+    return "\n".join(lines)
 
 
 def run_child(code: str) -> tuple[float, float]:
@@ -442,11 +562,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--content-timeout", type=float, default=600.0, help="Seconds after which a content run is stopped.")
     parser.add_argument("--content-only", action="store_true", help="Only the content benchmark.")
     parser.add_argument("--json", type=Path, help="Write the figures to this JSON file.")
+    parser.add_argument("--histogram", action="store_true", help="Only the histogram-fit benchmark (16-bit greyscale scan).")
+    parser.add_argument("--histogram-megapixels", type=float, default=12.0, help="Size of the histogram benchmark's scan.")
     args = parser.parse_args(argv)
     if args.iterations < 2 or args.sklearn_iterations < 2:
         parser.error("--iterations and --sklearn-iterations must be at least 2")
 
     source = read_rgb(args.photo)
+    if args.histogram:
+        result = bench_histogram(source, args)
+        print(histogram_markdown(result))
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "histogram": result}, indent=2) + "\n")
+        return
     report = {
         "machine": machine(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"},

@@ -460,6 +460,25 @@ def fit_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.npz).")],
     recursive: _RecursiveOption = False,
     patterns: _PatternsOption = None,
+    all_pixels: Annotated[
+        bool,
+        typer.Option(
+            "--all-pixels",
+            help="Then run exact EM over every pixel of every image, one image at a time (memory does not grow "
+            "with the collection).",
+        ),
+    ] = False,
+    executor: Annotated[
+        Executor, typer.Option("--executor", help="With --all-pixels: E-step here, or on Dask workers next to the images.")
+    ] = Executor.local,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option("--scheduler", help="Address of a running Dask scheduler (default: a local cluster).", show_default=False),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option("--workers", min=1, help="Processes of the local Dask cluster; default: the machine's cores.", show_default=False),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
     config: SegmentConfig = _DEFAULT,
 ) -> None:
@@ -469,19 +488,33 @@ def fit_command(
     (every page of a multi-page TIFF counts as an image). Label with the model
     with --model on 'segment image' or 'segment batch': label 3 is then the same
     class in every image. Use --position-weight 0 for classes defined by colour
-    alone, wherever they lie in the image.
+    alone, wherever they lie in the image. --all-pixels continues from the
+    sample's fit with exact EM over every pixel (one pass over the images per
+    iteration); with --executor dask the images are read on the workers and
+    only the sufficient statistics travel.
 
     Exit codes: 0 fitted on every input; 1 some inputs could not be read (the
     model is fitted on the others) or none could; 2 usage error; 130 or 143
     stopped by Ctrl-C or SIGTERM (no model written).
     """
     from segment.batch import BatchError
+    from segment.batch.executors import available_cores, dask_client
     from segment.fit_collection import fit_shared_model
     from segment.progress import make_progress
 
+    if executor == Executor.dask and not all_pixels:
+        raise typer.BadParameter("needs --all-pixels (the sample is fitted here)", param_hint="'--executor dask'")
+    if scheduler and executor != Executor.dask:
+        raise typer.BadParameter("needs --executor dask", param_hint="'--scheduler'")
     try:
-        with _stopped_cleanly(lambda: "no model written; run again"):
-            result = fit_shared_model(inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet))
+        with _stopped_cleanly(lambda: "no model written; run again"), contextlib.ExitStack() as stack:
+            client = None
+            if executor == Executor.dask:
+                client = stack.enter_context(dask_client(scheduler, workers or available_cores()))
+            result = fit_shared_model(
+                inputs, config, patterns=patterns, recursive=recursive, progress=make_progress(quiet),
+                all_pixels=all_pixels, client=client,
+            )
     except BatchError as exc:
         report_error(str(exc))
         raise typer.Exit(ExitCode.USAGE) from None
@@ -496,9 +529,10 @@ def fit_command(
         report_error(f"{output}: cannot write ({exc.strerror or exc})")
         raise typer.Exit(ExitCode.FAILED) from None
     if not quiet:
+        passes = f" ({result.passes} EM passes)" if result.passes else ""
         typer.echo(
             f"{output}: {result.model.n_components} components fitted on {result.pixels} pixels "
-            f"from {result.images} image(s)"
+            f"from {result.images} image(s){passes}"
         )
     if result.failed:
         raise typer.Exit(ExitCode.FAILED)

@@ -153,6 +153,16 @@ class SegmentConfig:
         exceed it is labelled in row bands with a model fitted on a sample,
         and written band by band (post-processing is skipped for such images).
         None: half of the machine's memory, shared by concurrent workers.
+
+    Examples
+    --------
+    >>> cfg = SegmentConfig(n_components=4, smoothing=0)
+    >>> cfg.n_components, cfg.color_space
+    (4, 'lab')
+    >>> SegmentConfig(n_components=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_components must be ...
     """
 
     n_components: int | str = 8
@@ -209,18 +219,36 @@ class SegmentConfig:
         _validate(self)
 
     def replace(self, **changes: Any) -> "SegmentConfig":
-        """Return a copy with some fields changed (validated again)."""
+        """Return a copy with some fields changed (validated again).
+
+        Examples
+        --------
+        >>> SegmentConfig().replace(n_components=3).n_components
+        3
+        """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown SegmentConfig field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
     def min_region_size(self, n_pixels: int) -> int:
-        """Smallest region kept in an image of ``n_pixels`` pixels: ``min_size`` or ``min_fraction`` of them."""
+        """Smallest region kept in an image of ``n_pixels`` pixels: ``min_size`` or ``min_fraction`` of them.
+
+        Examples
+        --------
+        >>> SegmentConfig(min_size=50, min_fraction=0.01).min_region_size(10_000)
+        100
+        """
         return max(self.min_size, math.ceil(self.min_fraction * n_pixels))
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict."""
+        """The settings as a JSON-serialisable dict.
+
+        Examples
+        --------
+        >>> SegmentConfig().to_dict()["n_components"]
+        8
+        """
         out = dataclasses.asdict(self)
         out["save"] = list(self.save)
         out["auto_range"] = list(self.auto_range)

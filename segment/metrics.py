@@ -30,6 +30,11 @@ def contingency_table(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     numpy.ndarray
         int64 array of shape ``(n_pred_labels, n_truth_labels)``; entry ``[u, v]``
         counts pixels with the u-th smallest label of ``pred`` and the v-th of ``truth``.
+
+    Examples
+    --------
+    >>> contingency_table(np.array([[1, 1, 2]]), np.array([[5, 6, 6]])).tolist()
+    [[1, 1], [0, 1]]
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     _check_pair(pred, truth)
@@ -111,6 +116,13 @@ def rand_index(pred: np.ndarray, truth: np.ndarray) -> float:
     -------
     float
         Value in [0, 1]; 1 for identical partitions.
+
+    Examples
+    --------
+    >>> rand_index(np.array([[1, 1, 2, 2]]), np.array([[7, 7, 3, 3]]))
+    1.0
+    >>> round(rand_index(np.array([[1, 1, 2, 2]]), np.array([[1, 2, 2, 2]])), 4)
+    0.5
     """
     return _rand_index_from_table(contingency_table(pred, truth))
 
@@ -127,6 +139,13 @@ def variation_of_information(pred: np.ndarray, truth: np.ndarray) -> float:
     -------
     float
         Non-negative value; 0 for identical partitions.
+
+    Examples
+    --------
+    >>> variation_of_information(np.array([[1, 1, 2, 2]]), np.array([[7, 7, 3, 3]])) == 0
+    True
+    >>> variation_of_information(np.array([[1, 1, 1, 1]]), np.array([[1, 1, 2, 2]]))
+    1.0
     """
     return _variation_of_information_from_table(contingency_table(pred, truth))
 
@@ -144,6 +163,11 @@ def covering_terms(pred: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
     tuple of (float, int)
         Sum over regions R of ``truth`` of ``|R| * max_R' IoU(R, R')`` with R' a
         region of ``pred``, and the number of pixels (the sum of ``|R|``).
+
+    Examples
+    --------
+    >>> covering_terms(np.array([[1, 1, 2, 2]]), np.array([[1, 1, 1, 2]]))
+    (2.5, 4)
     """
     return _covering_terms_from_table(contingency_table(pred, truth))
 
@@ -189,6 +213,13 @@ def evaluate(pred: np.ndarray, truths: Sequence[np.ndarray]) -> ImageScores:
     -------
     ImageScores
         PRI and VoI averaged over ``truths``; covering terms summed over them.
+
+    Examples
+    --------
+    >>> truth = np.array([[1, 1, 2, 2]])
+    >>> scores = evaluate(np.array([[5, 5, 6, 6]]), [truth, truth])
+    >>> scores.pri, scores.voi, scores.covering, scores.n_segments
+    (1.0, 0.0, 1.0, 2)
     """
     if len(truths) == 0:
         raise ValueError("evaluate needs at least one ground-truth segmentation")
@@ -220,6 +251,14 @@ def summarize(scores: Sequence[ImageScores]) -> DatasetScores:
     DatasetScores
         Means over images of PRI, VoI and segment count; covering pooled as
         ``sum(covering_sum) / sum(covering_total)``.
+
+    Examples
+    --------
+    >>> perfect = evaluate(np.array([[1, 1, 2, 2]]), [np.array([[1, 1, 2, 2]])])
+    >>> one_region = evaluate(np.array([[1, 1, 1, 1]]), [np.array([[1, 1, 2, 2]])])
+    >>> summary = summarize([perfect, one_region])
+    >>> summary.n_images, summary.voi, summary.n_segments
+    (2, 0.5, 1.5)
     """
     if len(scores) == 0:
         raise ValueError("summarize needs at least one ImageScores")
@@ -277,6 +316,16 @@ def load_ground_truth(path: str | os.PathLike[str]) -> list[np.ndarray]:
     ------
     ValueError
         If the path is missing or unreadable, or holds no annotation.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from segment.io import write_png
+    >>> path = Path(tempfile.mkdtemp()) / "truth.png"
+    >>> _ = write_png(path, np.array([[1, 1, 2]], np.uint8))
+    >>> [truth.tolist() for truth in load_ground_truth(path)]
+    [[[1, 1, 2]]]
     """
     path = Path(path)
     if path.is_dir():

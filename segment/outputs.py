@@ -72,6 +72,15 @@ def save_segmentation(
     OutputError
         If the directory cannot be created or written, or an output would
         overwrite the input image.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, segment
+    >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+    >>> result = segment.segment_image(image, n_components=2, position_weight=0)
+    >>> paths = save_segmentation(result, tempfile.mkdtemp(), stem="demo", kinds=("labels", "color"))
+    >>> sorted(paths)
+    ['color', 'labels']
     """
     config = segmentation.config
     kinds = config.save if kinds is None else kinds

@@ -23,6 +23,7 @@ from segment import io, merging, postprocess, preprocess, sampling, smoothing, u
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
+from segment.histogram import Histogram, feature_histogram
 from segment.result import Segmentation, component_statistics
 
 __all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
@@ -61,6 +62,8 @@ def segment_image(
     model: Mixture | None = None,
     mask: np.ndarray | None = None,
     info: io.ImageInfo | None = None,
+    channel_axis: int | None = -1,
+    random_state: int | np.random.Generator | None = None,
     **overrides: Any,
 ) -> Segmentation:
     """Segment an image with a Gaussian mixture over colour and position.
@@ -71,6 +74,7 @@ def segment_image(
         An RGB(A), greyscale or multiband array (any numeric dtype; never
         modified) or the path of an image file (read with its metadata by
         :func:`segment.io.read_image`, at ``config.level`` and ``config.dpi``).
+        A 2-D array is greyscale whatever ``channel_axis``.
     config : SegmentConfig, optional
         Settings; defaults to ``SegmentConfig()``.
     model : Mixture, optional
@@ -83,6 +87,14 @@ def segment_image(
     info : ImageInfo, optional
         Metadata of an array read elsewhere (resolution, georeferencing,
         nodata, band names), carried into the outputs.
+    channel_axis : int or None, default -1
+        Axis of a 3-D array's channels, e.g. 0 for (C, H, W); None says the
+        array has no channel axis (2-D greyscale), as in scikit-image.
+    random_state : int, numpy.random.Generator or None
+        Seed of the sampling and of EM's initialisation: the same int (or a
+        Generator in the same state) gives the same labels. None uses
+        ``config.seed``; a Generator is drawn from once, and the seed drawn
+        is kept in ``result.config.seed``.
     **overrides
         SegmentConfig fields to change, e.g. ``n_components=4``.
 
@@ -104,8 +116,16 @@ def segment_image(
     >>> result = segment.segment_image(image, n_components=2, position_weight=0)
     >>> sorted(np.unique(result.labels).tolist())
     [1, 2]
+    >>> planar = np.moveaxis(image, -1, 0)  # (3, 20, 21)
+    >>> again = segment.segment_image(planar, channel_axis=0, random_state=0, n_components=2, position_weight=0)
+    >>> bool((again.labels == result.labels).all())
+    True
     """
     cfg = config if config is not None else SegmentConfig()
+    if random_state is not None:
+        if "seed" in overrides:
+            raise ValueError("give random_state or seed, not both")
+        overrides["seed"] = seed_of(random_state)
     if overrides:
         cfg = cfg.replace(**overrides)
     if model is not None:
@@ -116,7 +136,7 @@ def segment_image(
         source = str(image)
         pixels, info = io.read_image(image, level=cfg.level, dpi=cfg.dpi, max_pixels=cfg.max_pixels)
     else:
-        pixels = io.as_image(image)
+        pixels = io.as_image(channels_last(image, channel_axis))
         if pixels.shape[0] * pixels.shape[1] > cfg.max_pixels:
             raise ValueError(f"image has {pixels.shape[0] * pixels.shape[1]} pixels, above max_pixels={cfg.max_pixels}")
         info = info if info is not None else io.ImageInfo(pixels.shape)
@@ -164,6 +184,58 @@ def segment_image(
     )
 
 
+def channels_last(image: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """``image`` with its channel axis moved last (a view); a 2-D image as it is.
+
+    Raises
+    ------
+    ValueError
+        A 3-D image with ``channel_axis=None``, an axis out of range, or an
+        array that is neither 2-D nor 3-D.
+
+    Examples
+    --------
+    >>> channels_last(np.zeros((3, 4, 5)), 0).shape
+    (4, 5, 3)
+    >>> channels_last(np.zeros((4, 5)), None).shape
+    (4, 5)
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim != 3:
+        raise ValueError(f"image must be 2-D (H, W) or 3-D with a channel axis; got shape {image.shape}")
+    if channel_axis is None:
+        raise ValueError(
+            f"image of shape {image.shape} is 3-D but channel_axis=None; give the axis of its channels "
+            "(e.g. channel_axis=-1 for (H, W, C), 0 for (C, H, W))"
+        )
+    if not -3 <= channel_axis <= 2:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for an image of shape {image.shape}")
+    return np.moveaxis(image, channel_axis, -1)
+
+
+def seed_of(random_state: int | np.random.Generator | np.random.RandomState) -> int:
+    """The integer seed (``SegmentConfig.seed``) that ``random_state`` stands for.
+
+    An int is itself; a Generator or RandomState is drawn from once.
+
+    Examples
+    --------
+    >>> seed_of(7)
+    7
+    >>> seed_of(np.random.default_rng(1)) == seed_of(np.random.default_rng(1))
+    True
+    """
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise TypeError(f"random_state must be an int, a numpy Generator or None; got {type(random_state).__name__}")
+
+
 def preprocess_image(pixels: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     """Downscale to ``max_side`` and denoise, as configured."""
     return preprocess.denoise(preprocess.downscale(pixels, cfg.max_side), cfg.denoise, cfg.denoise_size)
@@ -191,6 +263,7 @@ def label_image(
     model: Mixture | None,
     lap: Callable[[str], None],
     pixel_weights: np.ndarray | None = None,
+    histogram: Histogram | None = None,
 ) -> Labelling:
     """Features → fit (unless ``model`` is given) → label → smoothing → regions, timing each stage.
 
@@ -209,6 +282,8 @@ def label_image(
         Called with each stage's name when it ends.
     pixel_weights : (H, W) ndarray, optional
         Original pixels each pixel stands for, for the component statistics.
+    histogram : Histogram, optional
+        To fit on instead of this image's own (:func:`fit_image_model`).
     """
     height, width = pixels.shape[:2]
     feats = spec.image_features(pixels)
@@ -220,7 +295,7 @@ def label_image(
     with numba_threads(cfg.n_jobs):
         fitted_here = model is None
         if len(feats) and model is None:
-            model = fit_image_model(pixels, spec, valid, cfg, feats=feats)
+            model = fit_image_model(pixels, spec, valid, cfg, feats=feats, histogram=histogram)
         elif model is not None:
             check_model_features(model, spec)
         lap("fit")
@@ -287,7 +362,9 @@ def segment_working_copy(
     lap("working_copy")
     cells = np.outer(upscale.cell_sizes(height, work_shape[0]), upscale.cell_sizes(width, work_shape[1]))
     work_cfg = working_config(cfg, work_shape, (height, width))
-    return label_image(work, spec.for_working_copy(work_shape), None, work_cfg, model, lap, cells)
+    # The full-resolution histogram, when there is one, is exact EM over every pixel; the copy's is not.
+    histogram = feature_histogram(pixels, spec) if model is None else None
+    return label_image(work, spec.for_working_copy(work_shape), None, work_cfg, model, lap, cells, histogram)
 
 
 def working_shape(
@@ -342,12 +419,20 @@ def fit_image_model(
     *,
     feats: np.ndarray | None = None,
     sample_size: int | None = None,
+    histogram: Histogram | None = None,
 ) -> Mixture:
-    """Fit the mixture of ``cfg`` on the image's fit sample (:func:`segment.sampling.fit_sample`).
+    """Fit the mixture of ``cfg`` on the image's histogram, or else on its fit sample.
 
-    ``feats`` are the features of the valid pixels when already computed
-    (else only the sample's are); ``sample_size`` overrides ``cfg.fit_sample``.
-    The same image and settings give the same model either way.
+    Without position features, an image with few distinct values (greyscale,
+    16-bit, few colours: :func:`segment.histogram.feature_histogram`) is
+    fitted on the histogram of its pixels, weighted by their counts: exact EM
+    over every pixel. Otherwise the fit sample is used
+    (:func:`segment.sampling.fit_sample`). ``feats`` are the features of the
+    valid pixels when already computed (else only the sample's are);
+    ``sample_size`` overrides ``cfg.fit_sample``; ``histogram`` is used
+    instead of this image's own (e.g. a full-resolution one for a working
+    copy). The same image and settings give the same model either way.
+    ``metadata_["histogram_bins"]`` says when a histogram was fitted.
     """
     rng = np.random.default_rng(cfg.seed)
     size = cfg.fit_sample if sample_size is None else sample_size
@@ -357,14 +442,21 @@ def fit_image_model(
         sample = spec.pixel_features(pixels, flat)
     else:
         sample = feats if len(flat) == len(feats) else feats[sampling.within_mask(flat, valid)]
-    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng)
+    if histogram is None:
+        histogram = feature_histogram(pixels, spec, valid, sample_colours=sample[:, : spec.n_colour])
+    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram)
 
 
 def _fit_sample(
-    sample: np.ndarray, n_colour_features: int, n_pixels: int, cfg: SegmentConfig, rng: np.random.Generator
+    sample: np.ndarray,
+    n_colour_features: int,
+    n_pixels: int,
+    cfg: SegmentConfig,
+    rng: np.random.Generator,
+    histogram: Histogram | None = None,
 ) -> Mixture:
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
-    n_colours = _count_distinct(sample[:, :n_colour_features], needed)
+    n_colours = len(histogram) if histogram is not None else _count_distinct(sample[:, :n_colour_features], needed)
     bic = None
     if cfg.n_components == AUTO:
         n_components, bic = _choose_n_components(sample, cfg, n_colours)
@@ -381,10 +473,15 @@ def _fit_sample(
     with warnings.catch_warnings():
         # Not converging within max_iter is reported in the summary instead.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = _fit_coarse_to_fine(n_components, sample, cfg, rng)
+        if histogram is not None:
+            model = _new_model(n_components, cfg).fit(histogram.features, sample_weight=histogram.counts)
+        else:
+            model = _fit_coarse_to_fine(n_components, sample, cfg, rng)
     order = np.lexsort(model.means_.T[::-1])
     model.permute_components(order)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
+    if histogram is not None:
+        model.metadata_["histogram_bins"] = len(histogram)
     if bic is not None:
         model.metadata_["auto_bic"] = {str(k): float(v) for k, v in bic.items()}
     return model

@@ -181,6 +181,14 @@ class Segmentation:
     probabilities : (K, H, W) float32 ndarray or None
         Posterior of every component at every pixel under the mixture alone
         (no spatial prior), when "probabilities" is among the outputs.
+
+    Examples
+    --------
+    >>> import numpy as np, segment
+    >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+    >>> result = segment.segment_image(image, n_components=2, position_weight=0)
+    >>> result.labels.shape, result.labels.dtype, result.model.n_components
+    ((10, 12), dtype('int32'), 2)
     """
 
     labels: np.ndarray
@@ -212,19 +220,55 @@ class Segmentation:
         return int((values != BACKGROUND).sum())
 
     def to_rgb(self) -> np.ndarray:
-        """Colourised label map, (H, W, 3) uint8."""
+        """Colourised label map, (H, W, 3) uint8.
+
+        Examples
+        --------
+        >>> import numpy as np, segment
+        >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+        >>> segment.segment_image(image, n_components=2, position_weight=0).to_rgb().shape
+        (10, 12, 3)
+        """
         return render.colorize(self.labels)
 
     def overlay(self, color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
-        """The image (``config.display_bands`` of a multiband one) with region boundaries drawn on it, (H, W, 3) uint8."""
+        """The image (``config.display_bands`` of a multiband one) with region boundaries drawn on it, (H, W, 3) uint8.
+
+        Examples
+        --------
+        >>> import numpy as np, segment
+        >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+        >>> picture = segment.segment_image(image, n_components=2, position_weight=0).overlay()
+        >>> picture.shape, picture.dtype
+        ((10, 12, 3), dtype('uint8'))
+        """
         return render.overlay(self.image, self.labels, color, self.config.display_bands)
 
     def save(self, outdir: str | os.PathLike, stem: str | None = None, kinds: tuple[str, ...] | None = None) -> dict[str, Path]:
-        """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`."""
+        """Write the outputs chosen in ``config.save``; see :func:`segment.save_segmentation`.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, segment
+        >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+        >>> result = segment.segment_image(image, n_components=2, position_weight=0)
+        >>> paths = result.save(tempfile.mkdtemp(), stem="demo", kinds=("labels", "json"))
+        >>> sorted(path.name for path in paths.values())
+        ['demo.json', 'demo_labels.png']
+        """
         return outputs.save_segmentation(self, outdir, stem, kinds)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-serialisable description: input, settings, components, fit, timings."""
+        """JSON-serialisable description: input, settings, components, fit, timings.
+
+        Examples
+        --------
+        >>> import numpy as np, segment
+        >>> image = np.zeros((10, 12, 3), np.uint8); image[:, 6:] = 220
+        >>> summary = segment.segment_image(image, n_components=2, position_weight=0).summary()
+        >>> summary["input"]["shape"], summary["n_components"]
+        ([10, 12, 3], 2)
+        """
         return build_summary(
             source=self.source,
             image_shape=self.image.shape,

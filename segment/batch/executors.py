@@ -13,6 +13,7 @@ needs processes that can be killed: the local pool
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -109,9 +110,18 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _run_dask(
-    tasks: list[ImageTask], scheduler: str | None, workers: int, on_record: OnRecord, timeout: float | None
-) -> None:
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int):
+    """A Dask client: of the scheduler at ``scheduler``, or of a local cluster of ``workers`` processes.
+
+    The local cluster (one thread per worker, listening on 127.0.0.1 only)
+    and the client are closed on exit.
+
+    Raises
+    ------
+    BatchError
+        Dask is not installed, or the scheduler cannot be reached.
+    """
     try:
         import distributed
     except ImportError:
@@ -137,37 +147,46 @@ def _run_dask(
             )
             client = distributed.Client(cluster)
         try:
-            if timeout is None:
-                futures = {
-                    client.submit(process_image, task, pure=False, key=f"segment-{task.digest}-{i}"): i
-                    for i, task in enumerate(tasks)
-                }
-            else:
-                from segment.batch.isolate import run_isolated
-
-                futures = {
-                    client.submit(run_isolated, task, timeout, pure=False, key=f"segment-{task.digest}-{i}"): i
-                    for i, task in enumerate(tasks)
-                }
-            try:
-                for future in distributed.as_completed(futures):
-                    index = futures[future]
-                    try:
-                        record = future.result()
-                    except Exception as exc:  # the cluster lost the task (KilledWorker, ...)
-                        record = record_for(
-                            tasks[index].item, tasks[index].root, "failed",
-                            error=f"Dask task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                        )
-                    on_record(index, record)
-            except BaseException:
-                try:
-                    client.cancel(list(futures))
-                except Exception:  # the cluster may be going down with us (SIGTERM to the whole group)
-                    pass
-                raise
+            yield client
         finally:
             client.close()
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _run_dask(
+    tasks: list[ImageTask], scheduler: str | None, workers: int, on_record: OnRecord, timeout: float | None
+) -> None:
+    import distributed
+
+    with dask_client(scheduler, workers) as client:
+        if timeout is None:
+            futures = {
+                client.submit(process_image, task, pure=False, key=f"segment-{task.digest}-{i}"): i
+                for i, task in enumerate(tasks)
+            }
+        else:
+            from segment.batch.isolate import run_isolated
+
+            futures = {
+                client.submit(run_isolated, task, timeout, pure=False, key=f"segment-{task.digest}-{i}"): i
+                for i, task in enumerate(tasks)
+            }
+        try:
+            for future in distributed.as_completed(futures):
+                index = futures[future]
+                try:
+                    record = future.result()
+                except Exception as exc:  # the cluster lost the task (KilledWorker, ...)
+                    record = record_for(
+                        tasks[index].item, tasks[index].root, "failed",
+                        error=f"Dask task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                    )
+                on_record(index, record)
+        except BaseException:
+            try:
+                client.cancel(list(futures))
+            except Exception:  # the cluster may be going down with us (SIGTERM to the whole group)
+                pass
+            raise

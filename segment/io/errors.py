@@ -9,6 +9,15 @@ class SegmentError(Exception):
     """An error the user caused (bad input file, bad output location, ...).
 
     ``str(error)`` is one line naming the file and the cause.
+
+    Examples
+    --------
+    >>> from segment.io import ImageReadError, load_image
+    >>> try:
+    ...     load_image("no/such/scan.png")
+    ... except SegmentError as error:
+    ...     print(type(error).__name__)
+    ImageReadError
     """
 
 
@@ -28,7 +37,20 @@ class ImageReadError(SegmentError, ValueError):
 
 
 class OutputError(SegmentError):
-    """An output file could not be written."""
+    """An output file could not be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from segment.io import write_json
+    >>> blocker = Path(tempfile.mkdtemp()) / "file"; _ = blocker.write_text("")
+    >>> try:
+    ...     write_json(blocker / "summary.json", {})
+    ... except OutputError as error:
+    ...     print("cannot write")
+    cannot write
+    """
 
 
 def first_line(exc: BaseException) -> str:

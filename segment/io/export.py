@@ -135,6 +135,15 @@ def write_regions(
     """Write the region table (see :func:`region_table`) as CSV, atomically.
 
     Integers are written as integers, other numbers with 10 significant digits.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = write_regions(folder / "regions.csv", np.array([[1, 1, 2], [1, 1, 2]]))
+    >>> path.read_text().splitlines()[0].split(",")[:2]
+    ['label', 'class']
     """
     table = region_table(labels, image=image, confidence=confidence, components=components, info=info)
     buffer = io.StringIO()
@@ -187,6 +196,14 @@ def region_polygons(
         GeoJSON. Each Feature's properties: ``objectType`` ("annotation"),
         ``name``, ``label``, ``class``, ``classification`` {``name``,
         ``color`` [r, g, b]} as QuPath imports them, ``area_px``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[1, 1, 2], [1, 1, 2]])
+    >>> features = region_polygons(labels)["features"]
+    >>> [(f["properties"]["label"], f["geometry"]["type"]) for f in features]
+    [(1, 'Polygon'), (2, 'Polygon')]
     """
     from affine import Affine
     from rasterio import features
@@ -235,7 +252,18 @@ def write_polygons(
     class_colors: np.ndarray | None = None,
     protect: tuple[Path, ...] = (),
 ) -> Path:
-    """Write region outlines (see :func:`region_polygons`) as a GeoJSON file, atomically."""
+    """Write region outlines (see :func:`region_polygons`) as a GeoJSON file, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import json
+    >>> path = write_polygons(folder / "regions.geojson", np.array([[1, 2], [1, 2]]))
+    >>> len(json.loads(path.read_text())["features"])
+    2
+    """
     try:
         collection = region_polygons(
             labels, components=components, info=info, class_names=class_names, class_colors=class_colors
@@ -263,6 +291,15 @@ def write_probabilities(
     info : ImageInfo, optional
         A TIFF (K bands, one page) gets the input's resolution or
         georeferencing.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = write_probabilities(folder / "probabilities.npy", np.full((2, 3, 4), 0.5))
+    >>> np.load(path).shape, np.load(path).dtype
+    ((2, 3, 4), dtype('float32'))
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 3:

@@ -55,6 +55,12 @@ class GeoReference:
         GTRasterTypeGeoKey says PixelIsPoint (tie points at pixel centres).
     linear_unit : str or None
         Unit of the CRS axes (``"meter"``, ``"foot"``, ``"degree"``...).
+
+    Examples
+    --------
+    >>> geo = GeoReference((10.0, 0.0, 500000.0, 0.0, -10.0, 4100000.0), crs="EPSG:32633")
+    >>> geo.crs, geo.transform[0]
+    ('EPSG:32633', 10.0)
     """
 
     transform: tuple[float, float, float, float, float, float]
@@ -64,7 +70,13 @@ class GeoReference:
     linear_unit: str | None = None
 
     def scaled(self, sx: float, sy: float) -> GeoReference:
-        """The same georeference for pixels ``sx`` × ``sy`` times as large."""
+        """The same georeference for pixels ``sx`` × ``sy`` times as large.
+
+        Examples
+        --------
+        >>> GeoReference((10.0, 0.0, 500.0, 0.0, -10.0, 900.0)).scaled(2, 2).transform
+        (20.0, 0.0, 500.0, 0.0, -20.0, 900.0)
+        """
         a, b, c, d, e, f = self.transform
         return dataclasses.replace(self, transform=(a * sx, b * sy, c, d * sx, e * sy, f))
 
@@ -97,6 +109,12 @@ class ImageInfo:
         The value the file declares for "no data" (GDAL_NODATA).
     georeference : GeoReference or None
         CRS and transform of a GeoTIFF.
+
+    Examples
+    --------
+    >>> info = ImageInfo((400, 600, 3), pixel_size=(0.5, 0.5), pixel_unit="mm")
+    >>> info.resized((200, 300)).pixel_size
+    (1.0, 1.0)
     """
 
     shape: tuple[int, ...]
@@ -156,7 +174,13 @@ class ImageInfo:
         return dataclasses.replace(self, shape=tuple(shape), pixel_size=size, georeference=geo)
 
     def to_dict(self) -> dict:
-        """A JSON-ready summary (for the segmentation summary)."""
+        """A JSON-ready summary (for the segmentation summary).
+
+        Examples
+        --------
+        >>> ImageInfo((4, 6, 3)).to_dict()["shape"]
+        [4, 6, 3]
+        """
         out = {
             "path": self.path,
             "format": self.format,

@@ -104,6 +104,17 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
     Returns
     -------
     image : (H, W) or (H, W, C) ndarray
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> from segment.io import write_png
+    >>> _ = write_png(folder / "a.png", np.full((4, 6, 3), 7, np.uint8))
+    >>> image = load_image(folder / "a.png")
+    >>> image.shape, image.dtype, int(image[0, 0, 0])
+    ((4, 6, 3), dtype('uint8'), 7)
     """
     return read_image(path, max_pixels=max_pixels)[0]
 
@@ -119,6 +130,18 @@ def load_page(
     """Read one page of a file (TIFF image, GIF frame, PDF page) into an array.
 
     See :func:`read_image`; pages are counted as in :func:`count_pages`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import tifffile
+    >>> with tifffile.TiffWriter(folder / "stack.tif") as tif:
+    ...     for value in range(3):
+    ...         tif.write(np.full((8, 8), value, np.uint8))
+    >>> int(load_page(folder / "stack.tif", 2).max())
+    2
     """
     return read_image(path, page, level=level, dpi=dpi, max_pixels=max_pixels)[0]
 
@@ -126,7 +149,20 @@ def load_page(
 def load_pages(
     path: str | os.PathLike, *, max_pixels: int | None = None, level: int | None = None, dpi: float = DEFAULT_DPI
 ) -> Iterator[np.ndarray]:
-    """Yield every page of an image file in order; each is decoded only when reached."""
+    """Yield every page of an image file in order; each is decoded only when reached.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import tifffile
+    >>> with tifffile.TiffWriter(folder / "stack.tif") as tif:
+    ...     for value in range(3):
+    ...         tif.write(np.full((8, 8), value, np.uint8))
+    >>> [page.shape for page in load_pages(folder / "stack.tif")]
+    [(8, 8), (8, 8), (8, 8)]
+    """
     for page in range(count_pages(path)):
         yield load_page(path, page, max_pixels=max_pixels, level=level, dpi=dpi)
 
@@ -142,6 +178,18 @@ def count_pages(path: str | os.PathLike) -> int:
     ------
     ImageReadError
         A file that is missing, empty or whose structure cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import tifffile
+    >>> with tifffile.TiffWriter(folder / "stack.tif") as tif:
+    ...     for value in range(3):
+    ...         tif.write(np.full((8, 8), value, np.uint8))
+    >>> count_pages(folder / "stack.tif")
+    3
     """
     path = Path(path)
     kind = _file_kind(path)
@@ -173,6 +221,17 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
     ------
     ImageReadError
         Unreadable file, or a mask whose size differs from the image's.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> from segment.io import write_png
+    >>> mask = np.zeros((4, 6), np.uint8); mask[:, :2] = 255
+    >>> _ = write_png(folder / "mask.png", mask)
+    >>> read_mask(folder / "mask.png", (4, 6, 3)).sum(axis=0).tolist()
+    [4, 4, 0, 0, 0, 0]
     """
     pixels, _ = read_image(path)
     height, width = shape[:2]

@@ -43,6 +43,15 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None], *, prot
     ------
     OutputError
         If the destination is a protected input or cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = write_atomic(folder / "note.txt", lambda temporary: temporary.write_text("done"))
+    >>> path.read_text()
+    'done'
     """
     path = Path(path)
     target = path.resolve()
@@ -86,6 +95,16 @@ def write_png(
         Inputs that must not be overwritten.
     dpi : (float, float), optional
         Resolution written as the PNG pHYs chunk (pixels per metre).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> from segment.io import load_image
+    >>> path = write_png(folder / "grey.png", np.full((2, 3), 9, np.uint8))
+    >>> load_image(path).tolist()
+    [[9, 9, 9], [9, 9, 9]]
     """
     import cv2
 
@@ -138,6 +157,16 @@ def write_tiff(
         Declared as GDAL_NODATA.
     bands_first : bool
         ``image`` is a (C, H, W) stack of planes.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import tifffile
+    >>> path = write_tiff(folder / "bands.tif", np.zeros((4, 6, 5), np.float32))
+    >>> tifffile.imread(path).shape
+    (4, 6, 5)
     """
     import tifffile
 
@@ -169,6 +198,16 @@ def write_image(
 
     PNG keeps the resolution; TIFF keeps resolution or georeferencing. See
     :func:`write_png` and :func:`write_tiff`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> from segment.io import load_image
+    >>> path = write_image(folder / "colour.png", np.zeros((4, 6, 3), np.uint8))
+    >>> load_image(path).shape
+    (4, 6, 3)
     """
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -227,6 +266,17 @@ def write_label_map(
     OutputError
         Negative labels, more than 65,535 labels for a PNG, an unknown
         suffix, the zarr extra missing, or the file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> from segment.io import load_image
+    >>> labels = np.array([[1, 1, 2], [300, 2, 2]], np.int32)
+    >>> path = write_label_map(folder / "labels.png", labels)
+    >>> load_image(path).tolist(), load_image(path).dtype
+    ([[1, 1, 2], [300, 2, 2]], dtype('uint16'))
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -259,6 +309,15 @@ def write_array(
 
     A TIFF gets the input's resolution or georeferencing when ``info`` is
     given (see :func:`write_tiff`).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = write_array(folder / "confidence.npy", np.ones((2, 3), np.float32))
+    >>> np.load(path).shape
+    (2, 3)
     """
     path = Path(path)
     if path.suffix == ".npy":
@@ -267,7 +326,18 @@ def write_array(
 
 
 def write_json(path: str | os.PathLike, data: dict, *, protect: tuple[Path, ...] = ()) -> Path:
-    """Write ``data`` as indented JSON, atomically (numpy scalars and arrays, paths allowed)."""
+    """Write ``data`` as indented JSON, atomically (numpy scalars and arrays, paths allowed).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> import json
+    >>> path = write_json(folder / "summary.json", {"components": 3})
+    >>> json.loads(path.read_text())
+    {'components': 3}
+    """
     text = json.dumps(data, indent=2, default=_json_default) + "\n"
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), protect=protect)
 
