@@ -53,7 +53,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     print(f"in memory : {elapsed / args.iterations:.3f} s/iteration, {args.pixels * args.iterations / elapsed / 1e6:.1f} Mpixel/s")
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
             with Client(cluster) as client:
                 chunks = client.persist([dask.delayed(np.asarray)(part) for part in np.array_split(X, args.chunks)])
                 fit_dask(model(X, 1), chunks, client)  # compile on the workers, chunks in place

@@ -75,7 +75,7 @@ def test_fit_chunks_equals_the_in_memory_fit(data):
 
 def test_fit_dask_on_two_worker_processes_equals_the_in_memory_fit(data):
     whole = _model().fit(data)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
         with Client(cluster) as client:
             started = time.perf_counter()
             chunks = [dask.delayed(np.asarray)(part) for part in np.array_split(data, 4)]

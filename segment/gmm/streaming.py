@@ -90,7 +90,7 @@ def fit_dask(model, chunks, client):
     >>> import dask, numpy as np
     >>> from segment.gmm import GaussianMixture
     >>> X = np.random.default_rng(0).normal(size=(400, 2))
-    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
     ...     model = fit_dask(GaussianMixture(1), [dask.delayed(part) for part in np.array_split(X, 2)], client)
     >>> bool(np.allclose(model.means_, X.mean(axis=0)))
     True
