@@ -245,7 +245,9 @@ def _continue_em(model: GaussianMixture, features: np.ndarray) -> GaussianMixtur
         refit.fit(features)
     if hasattr(model, "metadata_"):
         refit.metadata_ = model.metadata_
-    return refit.set_params(max_iter=model.max_iter, n_init=model.n_init, weights_init=None, means_init=None, precisions_init=None)
+    return refit.set_params(
+        max_iter=model.max_iter, n_init=model.n_init, weights_init=None, means_init=None, precisions_init=None
+    )
 
 
 def _sample_coordinates(pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

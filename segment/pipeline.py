@@ -200,7 +200,10 @@ def label_image(
     lap: Callable[[str], None],
     pixel_weights: np.ndarray | None = None,
 ) -> Labelling:
-    """Features → fit (unless ``model`` is given) → label → smoothing → regions, timing each stage.
+    """Features → fit (unless ``model`` is given) → bias field → label → smoothing → regions, timing each stage.
+
+    The bias field is fitted with ``cfg.bias``; region merging and
+    relabelling run in regions mode only (``cfg.mode``).
 
     Parameters
     ----------
@@ -234,15 +237,7 @@ def label_image(
             check_model_features(model, spec)
         lap("fit")
         if cfg.bias and len(feats):
-            field, model = bias.fit_bias_field(
-                model, spec.unit(pixels), spec.for_working_copy(spec.shape), valid, refit=fitted_here, seed=cfg.seed
-            )
-            if fitted_here:
-                order_components(model)
-            corrected = field.correct(spec.unit(pixels))
-            feats = spec.for_working_copy(spec.shape).image_features(corrected)
-            if valid is not None:
-                feats = feats[valid]
+            field, model, corrected, feats = correct_bias(model, pixels, spec, valid, cfg.seed, refit=fitted_here)
             lap("bias")
         target = slice(None) if valid is None else valid
 
@@ -263,7 +258,8 @@ def label_image(
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
     colours = _colour_map(feats[:, : spec.n_colour], valid, (height, width))
-    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=fitted_here and cfg.mode == "regions")
+    as_regions = fitted_here and cfg.mode == "regions"
+    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=as_regions)
     regions = postprocess.relabel_regions(labels) if cfg.relabel and fitted_here else labels
     region_classes = np.zeros(int(regions.max()) + 1, dtype=np.int32)
     region_classes[regions.ravel()] = labels.ravel()
@@ -273,6 +269,23 @@ def label_image(
         regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components, region_classes,
         field, corrected,
     )
+
+
+def correct_bias(
+    model: GaussianMixture, pixels: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None, seed: int, *, refit: bool
+) -> tuple[bias.BiasField, GaussianMixture, np.ndarray, np.ndarray]:
+    """Fit the bias field of ``pixels`` inside EM (:func:`segment.bias.fit_bias_field`) and correct them.
+
+    Returns the field, the mixture (refitted and ordered with ``refit``),
+    the corrected image in unit values and the features of its valid pixels.
+    """
+    unit, unit_spec = spec.unit(pixels), spec.for_working_copy(spec.shape)
+    field, model = bias.fit_bias_field(model, unit, unit_spec, valid, refit=refit, seed=seed)
+    if refit:
+        order_components(model)
+    corrected = field.correct(unit)
+    feats = unit_spec.image_features(corrected)
+    return field, model, corrected, feats if valid is None else feats[valid]
 
 
 def label_regions(labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool) -> np.ndarray:
