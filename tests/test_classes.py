@@ -58,3 +58,18 @@ def test_cli_mode_in_json_and_conflicts(tmp_path):
     assert not (tmp_path / "bad").exists()
     result = runner.invoke(app, ["image", str(path), "-o", str(tmp_path / "bad"), "--save", "labels,bias"])
     assert result.exit_code == 2 and "needs bias correction on" in result.output
+
+
+def test_transparent_pixels_take_no_part_in_the_bias_fit():
+    """Pixels outside the mask keep label 0, and a field fitted on the others still corrects them."""
+    rng = np.random.default_rng(3)
+    truth = (np.arange(60)[None, :] // 6 + np.arange(60)[:, None] // 6) % 2
+    light = np.linspace(0.75, 1.25, 60)[None, :]
+    image = np.clip(np.array([50.0, 170.0])[truth] * light + rng.normal(0, 3, truth.shape), 0, 255).astype(np.uint8)
+    mask = np.ones(truth.shape, bool)
+    mask[:20, :20] = False
+    result = segment.segment_image(image, mode="classes", n_components=2, mask=mask)
+    assert (result.labels[~mask] == 0).all()
+    assert (result.labels[mask] == truth[mask] + 1).mean() > 0.99
+    field = result.bias_field.image()[30, :, 0]
+    assert 1.5 < field[-1] / field[0] < 1.8  # the light's ratio, 1.25 / 0.75 = 1.67, at the pixel centres
