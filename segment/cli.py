@@ -29,6 +29,8 @@ from segment.config import (
     INIT_METHODS,
     LABEL_FORMATS,
     MERGE_TARGETS,
+    MODE_DEFAULTS,
+    MODES,
     SegmentConfig,
 )
 
@@ -54,24 +56,42 @@ Denoise = _choices("Denoise", DENOISE_FILTERS)
 ConfidenceFormat = _choices("ConfidenceFormat", CONFIDENCE_FORMATS)
 MergeTarget = _choices("MergeTarget", MERGE_TARGETS)
 LabelFormat = _choices("LabelFormat", LABEL_FORMATS)
+Mode = _choices("Mode", MODES)
 
 _DEFAULT = SegmentConfig()
 _MODEL_PANEL = "Model"
 _IMAGE_PANEL = "Preprocessing and post-processing"
 _OUTPUT_PANEL = "Output and resources"
 
+
+def _by_mode(name: str) -> str:
+    """Help text naming a field's default in each mode, e.g. "(default: 0.5 regions, 0 classes)"."""
+    def shown(value: Any) -> str:
+        return ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
+
+    return "(default: " + ", ".join(f"{shown(d[name])} {mode}" for mode, d in MODE_DEFAULTS.items()) + ")"
+
+
 # (config field, annotation, default, flags, help, panel)
 _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
+    ("mode", Mode, Mode(_DEFAULT.mode), ("--mode",),
+     "regions: the regions a person would outline; classes: per-pixel classes (ink/paper, tissues), "
+     "ids by mean luminance, bias-field corrected.", _MODEL_PANEL),
     ("n_components", str, str(_DEFAULT.n_components), ("-k", "--components"),
      "Number of mixture components, or 'auto' (lowest BIC).", _MODEL_PANEL),
     ("color_space", ColorSpace, ColorSpace(_DEFAULT.color_space), ("--color-space",),
      "Colour features.", _MODEL_PANEL),
-    ("position_weight", float, _DEFAULT.position_weight, ("--position-weight",),
-     "Weight of x,y: 1 makes the image's long side count as much as black-to-white; 0 = off.", _MODEL_PANEL),
-    ("covariance_type", Covariance, Covariance(_DEFAULT.covariance_type), ("--covariance",),
-     "Covariance structure of the components.", _MODEL_PANEL),
-    ("smoothing", float, _DEFAULT.smoothing, ("--smooth",),
-     "Strength (beta) of the spatial Potts prior on the labels; 0 = plain per-pixel mixture.", _MODEL_PANEL),
+    ("position_weight", Optional[float], None, ("--position-weight",),
+     "Weight of x,y: 1 makes the image's long side count as much as black-to-white; 0 = off "
+     + _by_mode("position_weight") + ".", _MODEL_PANEL),
+    ("covariance_type", Optional[Covariance], None, ("--covariance",),
+     "Covariance structure of the components (default: full regions, tied classes).", _MODEL_PANEL),
+    ("smoothing", Optional[float], None, ("--smooth",),
+     "Strength (beta) of the spatial Potts prior on the labels; 0 = plain per-pixel mixture "
+     + _by_mode("smoothing") + ".", _MODEL_PANEL),
+    ("bias", Optional[bool], None, ("--bias/--no-bias",),
+     "Estimate a smooth bias field (uneven light) inside EM and label the corrected image " + _by_mode("bias") + ".",
+     _MODEL_PANEL),
     ("work_pixels", int, _DEFAULT.work_pixels, ("--work-pixels",),
      "Larger images are smoothed and merged on a copy this size, boundaries placed at full resolution; 0 = off.",
      _MODEL_PANEL),
@@ -97,20 +117,21 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
     ("denoise_size", int, _DEFAULT.denoise_size, ("--denoise-size",), "Pre-filter kernel diameter (odd).", _IMAGE_PANEL),
     ("min_size", int, _DEFAULT.min_size, ("--min-size",),
      "Merge regions smaller than this many pixels into a neighbour (see --merge-into).", _IMAGE_PANEL),
-    ("min_fraction", float, _DEFAULT.min_fraction, ("--min-fraction",),
-     "Merge regions smaller than this fraction of the image's pixels (the larger threshold applies).", _IMAGE_PANEL),
-    ("merge_cost", float, _DEFAULT.merge_cost, ("--merge-cost",),
-     "Merge adjacent regions, most alike first, while the learned odds against their being one object are below this (0 = off).",
-     _IMAGE_PANEL),
+    ("min_fraction", Optional[float], None, ("--min-fraction",),
+     "Merge regions smaller than this fraction of the image's pixels (the larger threshold applies) "
+     + _by_mode("min_fraction") + ".", _IMAGE_PANEL),
+    ("merge_cost", Optional[float], None, ("--merge-cost",),
+     "Merge adjacent regions, most alike first, while the learned odds against their being one object are below this "
+     "(0 = off) " + _by_mode("merge_cost") + ".", _IMAGE_PANEL),
     ("merge_into", MergeTarget, MergeTarget(_DEFAULT.merge_into), ("--merge-into",),
      "A small region joins its most similar neighbour (mean colour) or its longest-border one.", _IMAGE_PANEL),
     ("hole_size", int, _DEFAULT.hole_size, ("--hole-size",), "Fill enclosed regions smaller than this.", _IMAGE_PANEL),
     ("opening_radius", int, _DEFAULT.opening_radius, ("--opening",), "Per-label opening radius (0 = off).", _IMAGE_PANEL),
     ("closing_radius", int, _DEFAULT.closing_radius, ("--closing",), "Per-label closing radius (0 = off).", _IMAGE_PANEL),
-    ("relabel", bool, _DEFAULT.relabel, ("--relabel/--no-relabel",),
-     "One label per connected region instead of per component.", _IMAGE_PANEL),
+    ("relabel", Optional[bool], None, ("--relabel/--no-relabel",),
+     "One label per connected region instead of per component " + _by_mode("relabel") + ".", _IMAGE_PANEL),
     ("save", str, ",".join(_DEFAULT.save), ("--save",),
-     "Outputs to write, comma-separated: labels,color,overlay,confidence,json,regions,polygons,probabilities.",
+     "Outputs to write, comma-separated: labels,color,overlay,confidence,json,regions,polygons,probabilities,bias.",
      _OUTPUT_PANEL),
     ("label_format", LabelFormat, LabelFormat(_DEFAULT.label_format), ("--label-format",),
      "Label map format: png, tif (GeoTIFF for a georeferenced input), zarr (OME-Zarr), or auto: "

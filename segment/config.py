@@ -11,10 +11,26 @@ COLOR_SPACES = ("lab", "rgb", "hsv", "gray")
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 INIT_METHODS = ("kmeans++", "random_from_data")
 DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
-OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities")
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities", "bias")
 CONFIDENCE_FORMATS = ("npy", "tif")
 LABEL_FORMATS = ("auto", "png", "tif", "zarr")
 MERGE_TARGETS = ("similar", "border")
+MODES = ("regions", "classes")
+# The defaults that differ by mode; a field left at None takes its mode's value.
+# Classes mode labels every pixel by its class: no position features, no region
+# merging or relabelling, one covariance shared by the classes (a wide ink class
+# would otherwise claim the paper's tail), a light Potts prior (stronger ones eat
+# the edges of one-pixel strokes: see docs/classes.md) and a bias field fitted in EM.
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "regions": {
+        "position_weight": 0.5, "covariance_type": "full", "smoothing": 2.0, "merge_cost": 1.0,
+        "min_fraction": 0.01, "relabel": True, "bias": False,
+    },
+    "classes": {
+        "position_weight": 0.0, "covariance_type": "tied", "smoothing": 0.25, "merge_cost": 0.0,
+        "min_fraction": 0.0, "relabel": False, "bias": True,
+    },
+}
 AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
 IMAGE_SUFFIXES = (
@@ -29,8 +45,18 @@ MIN_WORK_PIXELS = 10_000
 class SegmentConfig:
     """All settings of :func:`segment.segment_image`, with their defaults.
 
+    Fields marked "mode default" take the value of ``MODE_DEFAULTS[mode]``
+    when left at None.
+
     Parameters
     ----------
+    mode : {"regions", "classes"}
+        ``"regions"`` draws the regions a person would outline in a photo
+        (connected regions, similar neighbours merged). ``"classes"`` labels
+        every pixel with its mixture class (ink and paper, tissues, material
+        phases), class ids ordered by mean luminance: no region merging nor
+        relabelling, no position features, a light Potts prior and a bias
+        field by default; specks are removed only by ``min_size``.
     n_components : int or "auto"
         Number of mixture components (colour classes). ``"auto"`` picks the
         number in ``auto_range`` with the lowest BIC on the fit sample.
@@ -42,9 +68,10 @@ class SegmentConfig:
         the image's longer side spans ``100 * position_weight`` feature units,
         the same span as black-to-white in colour: 1 makes crossing the whole
         image count as much as going from black to white, whatever the image
-        size. 0 turns position off.
+        size. 0 turns position off. Mode default: 0.5 (regions), 0 (classes).
     covariance_type : {"full", "diag", "spherical", "tied"}
         Covariance structure of the components (scikit-learn's meaning).
+        Mode default: "full" (regions), "tied" (classes).
     max_iter : int
         Maximum number of EM iterations.
     tol : float
@@ -65,7 +92,12 @@ class SegmentConfig:
         ``beta`` log-probability per 4-neighbour with the same label
         (``beta / sqrt(2)`` per diagonal one), and the labels maximising the
         posterior are found by iterated conditional modes. 0 is a plain
-        per-pixel mixture.
+        per-pixel mixture. Mode default: 2 (regions), 0.25 (classes).
+    bias : bool
+        Estimate a smooth multiplicative bias field per band (uneven light,
+        shading, coil sensitivity) inside EM and label the corrected image
+        (:mod:`segment.bias`). Mode default: off (regions), on (classes).
+        Not available for images labelled in row bands (``max_memory``).
     work_pixels : int
         Images with more pixels than this run the spatial steps (smoothing
         and its refit, region merging) on a copy downscaled to at most this
@@ -91,6 +123,7 @@ class SegmentConfig:
         The same threshold as a fraction of the image's pixels, so that it
         scales with the image; the larger of the two applies. Not applied
         with a shared model, where a small patch of a class is still that class.
+        Mode default: 0.01 (regions), 0 (classes).
     merge_cost : float
         Adjacent regions are merged, most alike first, while their merge cost
         is below this; 0 turns it off. The cost is the odds against the two
@@ -100,7 +133,8 @@ class SegmentConfig:
         border and texture (``merging.MERGE_WEIGHTS``): 1 merges while "one
         object" is the likelier answer, lower values merge less. Runs before
         small regions are merged. Not applied with a shared model, whose
-        labels stay class ids.
+        labels stay class ids, nor in classes mode. Mode default: 1 (regions),
+        0 (classes).
     merge_into : {"similar", "border"}
         Which neighbour a small region joins: the one with the closest mean
         colour, or the one it shares the longest border with.
@@ -112,7 +146,8 @@ class SegmentConfig:
     relabel : bool
         Give every connected region its own label (what a person counts as
         segments) instead of one label per mixture component. Not applied
-        with a shared model, whose labels stay class ids.
+        with a shared model, whose labels stay class ids, nor in classes mode.
+        Mode default: on (regions), off (classes).
     bands : tuple of int or None
         Bands (1-based) of a multiband image used as features, e.g.
         ``(1, 2, 4)``; None uses every band (alpha excluded). Every band is
@@ -135,7 +170,8 @@ class SegmentConfig:
         Outputs written by ``Segmentation.save``: any of "labels", "color",
         "overlay", "confidence", "json", "regions" (a CSV row per label),
         "polygons" (GeoJSON, QuPath's conventions) and "probabilities"
-        (per-component posteriors, (K, H, W) float32).
+        (per-component posteriors, (K, H, W) float32) and "bias" (the bias
+        field, (H, W[, C]) float32 TIFF; needs ``bias``).
     label_format : {"auto", "png", "tif", "zarr"}
         File format of the label map: PNG, TIFF (a GeoTIFF for a
         georeferenced input) or an OME-Zarr label image; ``"auto"`` writes
@@ -165,10 +201,11 @@ class SegmentConfig:
     ValueError: n_components must be ...
     """
 
+    mode: str = "regions"
     n_components: int | str = 8
     color_space: str = "lab"
-    position_weight: float = 0.5
-    covariance_type: str = "full"
+    position_weight: float | None = None
+    covariance_type: str | None = None
     max_iter: int = 100
     tol: float = 1e-3
     reg_covar: float = 1e-2
@@ -176,20 +213,21 @@ class SegmentConfig:
     init_params: str = "kmeans++"
     seed: int = 0
     fit_sample: int = 200_000
-    smoothing: float = 2.0
+    smoothing: float | None = None
+    bias: bool | None = None
     work_pixels: int = 500_000
     auto_range: tuple[int, int] = (2, 10)
     max_side: int | None = None
     denoise: str = "none"
     denoise_size: int = 5
     min_size: int = 0
-    min_fraction: float = 0.01
-    merge_cost: float = 1.0
+    min_fraction: float | None = None
+    merge_cost: float | None = None
     merge_into: str = "similar"
     hole_size: int = 0
     opening_radius: int = 0
     closing_radius: int = 0
-    relabel: bool = True
+    relabel: bool | None = None
     bands: tuple[int, ...] | None = None
     display_bands: tuple[int, ...] | None = None
     nodata: float | None = None
@@ -203,6 +241,10 @@ class SegmentConfig:
     max_memory: int | None = None
 
     def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, MODES)
+        for name, value in MODE_DEFAULTS[self.mode].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if isinstance(self.max_memory, str):
             object.__setattr__(self, "max_memory", parse_size(self.max_memory))
         if isinstance(self.save, str):
@@ -221,14 +263,20 @@ class SegmentConfig:
     def replace(self, **changes: Any) -> "SegmentConfig":
         """Return a copy with some fields changed (validated again).
 
+        Changing ``mode`` also resets the fields with mode defaults to the
+        new mode's values, unless they are among ``changes``.
+
         Examples
         --------
-        >>> SegmentConfig().replace(n_components=3).n_components
-        3
+        >>> cfg = SegmentConfig().replace(mode="classes")
+        >>> cfg.relabel, cfg.position_weight, cfg.bias
+        (False, 0.0, True)
         """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown SegmentConfig field(s): {', '.join(sorted(unknown))}")
+        if changes.get("mode", self.mode) != self.mode:
+            changes = {**dict.fromkeys(MODE_DEFAULTS["regions"]), **changes}
         return dataclasses.replace(self, **changes)
 
     def min_region_size(self, n_pixels: int) -> int:
@@ -352,8 +400,16 @@ def _validate(cfg: SegmentConfig) -> None:
         _check_int("n_jobs", cfg.n_jobs, 1)
     if cfg.max_memory is not None:
         _check_int("max_memory", cfg.max_memory, 2**24)
-    if not isinstance(cfg.relabel, bool):
-        raise ValueError(f"relabel must be True or False; got {cfg.relabel!r}")
+    for name in ("relabel", "bias"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{name} must be True or False; got {getattr(cfg, name)!r}")
+    if cfg.mode == "classes" and (cfg.merge_cost > 0 or cfg.relabel or cfg.min_fraction > 0):
+        raise ValueError(
+            "mode 'classes' labels pixels by class: merge_cost and min_fraction must be 0 and relabel off "
+            "(use min_size to remove specks)"
+        )
+    if "bias" in cfg.save and not cfg.bias:
+        raise ValueError("save 'bias' needs bias correction on (bias=True, --bias)")
     for kind in cfg.save:
         _check_choice("save", kind, OUTPUT_KINDS)
     _check_choice("label_format", cfg.label_format, LABEL_FORMATS)

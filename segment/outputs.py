@@ -36,6 +36,7 @@ def output_paths(
         "regions": f"{stem}_regions.csv",
         "polygons": f"{stem}_polygons.geojson",
         "probabilities": f"{stem}_probabilities.{confidence_format}",
+        "bias": f"{stem}_bias.tif",
         "json": f"{stem}.json",
     }
     return {kind: outdir / names[kind] for kind in kinds}
@@ -121,6 +122,11 @@ def save_segmentation(
         if segmentation.probabilities is None:
             raise io.OutputError(f"{paths['probabilities']}: no probabilities were computed (no pixel took part)")
         io.write_probabilities(paths["probabilities"], segmentation.probabilities, info, protect=protect)
+    if "bias" in paths:
+        if segmentation.bias_field is None:
+            raise io.OutputError(f"{paths['bias']}: no bias field was estimated (run with --bias)")
+        field = segmentation.bias_field.image()
+        io.write_array(paths["bias"], field[:, :, 0] if field.shape[2] == 1 else field, protect=protect, info=info)
     if "json" in paths:
         summary = segmentation.summary()
         summary["outputs"] = {kind: path.name for kind, path in paths.items()}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import io, merging, postprocess, preprocess, sampling, smoothing, upscale
+from segment import bias, io, merging, postprocess, preprocess, sampling, smoothing, upscale
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
@@ -159,8 +159,13 @@ def segment_image(
     if work_shape is None:
         part = label_image(bands, spec, valid, cfg, model, timer.lap)
         labels, confidence = part.regions, part.confidence
+        if part.corrected is not None:
+            bands, spec = part.corrected, spec.for_working_copy(spec.shape)
     else:
         part = segment_working_copy(bands, spec, work_shape, cfg, model, timer.lap)
+        if part.bias is not None:
+            part.bias = part.bias.resized((height, width))
+            bands, spec = part.bias.correct(spec.unit(bands)), spec.for_working_copy((height, width))
         with numba_threads(cfg.n_jobs):
             labels = upscale.refine_labels(part.regions, part.colours, bands, spec, cfg.smoothing)
         confidence = upscale.enlarge_rows(part.confidence, (height, width), 0, height)
@@ -181,6 +186,7 @@ def segment_image(
         info=info,
         region_classes=part.region_classes,
         probabilities=posterior_maps(model, bands, spec, valid) if "probabilities" in cfg.save else None,
+        bias_field=part.bias,
     )
 
 
@@ -253,6 +259,8 @@ class Labelling:
     feature_names: list[str]
     components: list[dict[str, Any]] = field(default_factory=list)
     region_classes: np.ndarray | None = None  # mixture component of each label id
+    bias: bias.BiasField | None = None  # the bias field, when estimated
+    corrected: np.ndarray | None = None  # the bias-corrected image (unit values) that was labelled
 
 
 def label_image(
@@ -265,7 +273,10 @@ def label_image(
     pixel_weights: np.ndarray | None = None,
     histogram: Histogram | None = None,
 ) -> Labelling:
-    """Features → fit (unless ``model`` is given) → label → smoothing → regions, timing each stage.
+    """Features → fit (unless ``model`` is given) → bias field → label → smoothing → regions, timing each stage.
+
+    The bias field is fitted with ``cfg.bias``; region merging and
+    relabelling run in regions mode only (``cfg.mode``).
 
     Parameters
     ----------
@@ -290,6 +301,7 @@ def label_image(
     if valid is not None:
         feats = feats[valid]
     lap("features")
+    field = corrected = None
     flat_labels = np.zeros(height * width, dtype=np.int32)
     flat_confidence = np.zeros(height * width, dtype=np.float32)
     with numba_threads(cfg.n_jobs):
@@ -299,6 +311,9 @@ def label_image(
         elif model is not None:
             check_model_features(model, spec)
         lap("fit")
+        if cfg.bias and len(feats):
+            field, model, corrected, feats = correct_bias(model, pixels, spec, valid, cfg.seed, refit=fitted_here)
+            lap("bias")
         target = slice(None) if valid is None else valid
 
         def label_pixels() -> None:
@@ -318,15 +333,34 @@ def label_image(
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
     colours = _colour_map(feats[:, : spec.n_colour], valid, (height, width))
-    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=fitted_here)
+    as_regions = fitted_here and cfg.mode == "regions"
+    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=as_regions)
     regions = postprocess.relabel_regions(labels) if cfg.relabel and fitted_here else labels
     region_classes = np.zeros(int(regions.max()) + 1, dtype=np.int32)
     region_classes[regions.ravel()] = labels.ravel()
     lap("postprocess")
     components = component_statistics(pixels, labels, model, pixel_weights)
     return Labelling(
-        regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components, region_classes
+        regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components, region_classes,
+        field, corrected,
     )
+
+
+def correct_bias(
+    model: Mixture, pixels: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None, seed: int, *, refit: bool
+) -> tuple[bias.BiasField, Mixture, np.ndarray, np.ndarray]:
+    """Fit the bias field of ``pixels`` inside EM (:func:`segment.bias.fit_bias_field`) and correct them.
+
+    Returns the field, the mixture (refitted and ordered with ``refit``),
+    the corrected image in unit values and the features of its valid pixels.
+    """
+    unit, unit_spec = spec.unit(pixels), spec.for_working_copy(spec.shape)
+    field, model = bias.fit_bias_field(model, unit, unit_spec, valid, refit=refit, seed=seed)
+    if refit:
+        order_components(model)
+    corrected = field.correct(unit)
+    feats = unit_spec.image_features(corrected)
+    return field, model, corrected, feats if valid is None else feats[valid]
 
 
 def label_regions(labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool) -> np.ndarray:
@@ -477,8 +511,7 @@ def _fit_sample(
             model = _new_model(n_components, cfg).fit(histogram.features, sample_weight=histogram.counts)
         else:
             model = _fit_coarse_to_fine(n_components, sample, cfg, rng)
-    order = np.lexsort(model.means_.T[::-1])
-    model.permute_components(order)
+    order_components(model)
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
     if histogram is not None:
         model.metadata_["histogram_bins"] = len(histogram)
@@ -520,7 +553,7 @@ def _refit_with_prior(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         refit.fit(feats if len(rows) == len(feats) else feats[rows], log_prior=prior)
-    refit.permute_components(np.lexsort(refit.means_.T[::-1]))
+    order_components(refit)
     refit.metadata_ = model.metadata_
     return refit
 
@@ -547,6 +580,11 @@ def fit_model(sample: np.ndarray, n_colour_features: int, config: SegmentConfig)
         With ``metadata_`` holding the colour space and position weight.
     """
     return _fit_sample(sample, n_colour_features, len(sample), config, np.random.default_rng(config.seed))
+
+
+def order_components(model: Mixture) -> Mixture:
+    """Put the components in ascending order of their mean features, the first (luminance in Lab, grey) first."""
+    return model.permute_components(np.lexsort(model.means_.T[::-1]))
 
 
 def _new_model(n_components: int, cfg: SegmentConfig) -> Mixture:

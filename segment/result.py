@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from segment.config import AUTO, SegmentConfig
 from segment.gmm import Mixture
 from segment.io import ImageInfo
 from segment.postprocess import BACKGROUND
+
+if TYPE_CHECKING:
+    from segment.bias import BiasField
 
 
 class ComponentTally:
@@ -99,14 +102,16 @@ def build_summary(
     components: list[dict[str, Any]],
     timings: dict[str, float],
     info: ImageInfo | None = None,
+    bias_field: BiasField | None = None,
 ) -> dict[str, Any]:
-    """The JSON summary of a segmentation: input (with its metadata), settings, components, fit, timings."""
+    """The JSON summary of a segmentation: input (with its metadata), mode, settings, components, fit, bias field, timings."""
     from segment import __version__
 
     described = info.to_dict() if info is not None else {}
     summary = {
         "segment_version": __version__,
         "input": {**described, "path": source, "shape": list(image_shape), "dtype": str(np.dtype(image_dtype))},
+        "mode": config.mode,
         "settings": config.to_dict(),
         "n_components": int(model.n_components) if model is not None else 0,
         "n_labels": int(n_labels),
@@ -123,6 +128,7 @@ def build_summary(
             "iterations": int(getattr(model, "n_iter_", 0)),
             "converged": bool(getattr(model, "converged_", False)),
             "log_likelihood_history": [float(v) for v in getattr(model, "log_likelihood_history_", [])],
+            "bias_field": bias_field.summary() if bias_field is not None else None,
             "timings": {k: round(v, 6) for k, v in timings.items()},
         }
     )
@@ -181,6 +187,9 @@ class Segmentation:
     probabilities : (K, H, W) float32 ndarray or None
         Posterior of every component at every pixel under the mixture alone
         (no spatial prior), when "probabilities" is among the outputs.
+    bias_field : BiasField or None
+        The bias field the image was corrected by (``bias``), over the
+        image's grid; ``bias_field.image()`` evaluates it, (H, W, C) float32.
 
     Examples
     --------
@@ -205,6 +214,7 @@ class Segmentation:
     info: ImageInfo | None = None
     region_classes: np.ndarray | None = None
     probabilities: np.ndarray | None = None
+    bias_field: BiasField | None = None
 
     @property
     def classes(self) -> np.ndarray:
@@ -281,4 +291,5 @@ class Segmentation:
             components=self.components,
             timings=self.timings,
             info=self.info,
+            bias_field=self.bias_field,
         )

@@ -303,6 +303,8 @@ def _check_banded(cfg: SegmentConfig, kinds: tuple[str, ...], info: io.ImageInfo
     nodata = cfg.nodata if cfg.nodata is not None else (info.nodata if info is not None else None)
     if cfg.bands is not None or nodata is not None or channels not in (1, 3, 4):
         raise ValueError(f"band selection, nodata and multiband images are not available {above}")
+    if cfg.bias:
+        raise ValueError(f"bias correction is not available {above}; use --no-bias")
 @dataclass
 class TiledSegmentation:
     """What :func:`segment_tiled` wrote and measured.

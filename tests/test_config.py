@@ -61,3 +61,33 @@ def test_invalid_values_name_the_field(field, value):
 
 def test_auto_components_accepted():
     assert SegmentConfig(n_components="auto").n_components == "auto"
+
+
+def test_mode_sets_its_defaults():
+    regions, classes = SegmentConfig(), SegmentConfig(mode="classes")
+    assert (regions.position_weight, regions.relabel, regions.bias, regions.merge_cost) == (0.5, True, False, 1.0)
+    assert (classes.position_weight, classes.relabel, classes.bias, classes.merge_cost) == (0.0, False, True, 0.0)
+    assert classes.min_fraction == 0.0 and classes.covariance_type == "tied"
+    assert SegmentConfig(mode="classes", bias=False, smoothing=0.0).to_dict()["bias"] is False
+
+
+def test_replacing_the_mode_takes_its_defaults_unless_given():
+    cfg = SegmentConfig(position_weight=0.2).replace(mode="classes", smoothing=3.0)
+    assert (cfg.position_weight, cfg.smoothing, cfg.relabel) == (0.0, 3.0, False)
+    assert cfg.replace(n_components=3).smoothing == 3.0  # the mode unchanged: nothing reset
+    assert cfg.replace(mode="regions") == SegmentConfig(n_components=cfg.n_components)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "pixels"}, "mode must be one of regions, classes"),
+        ({"mode": "classes", "merge_cost": 1.0}, "mode 'classes' labels pixels by class"),
+        ({"mode": "classes", "relabel": True}, "mode 'classes' labels pixels by class"),
+        ({"save": ("labels", "bias")}, "save 'bias' needs bias correction on"),
+        ({"bias": "yes"}, "bias must be True or False"),
+    ],
+)
+def test_mode_conflicts_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SegmentConfig(**changes)
