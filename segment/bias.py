@@ -30,6 +30,7 @@ algorithm", IEEE TMI 20(1), 2001.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -234,20 +235,15 @@ def fit_bias_field(
 
 def _continue_em(model: Mixture, features: np.ndarray) -> Mixture:
     """``model`` refitted on ``features`` by ``EM_ITER_PER_ROUND`` EM iterations from its own parameters."""
-    from sklearn.base import clone
-
-    refit = clone(model).set_params(
-        max_iter=EM_ITER_PER_ROUND, n_init=1,
-        weights_init=model.weights_, means_init=model.means_, precisions_init=model.precisions_,
-    )
+    refit = copy.copy(model)  # fit replaces the fitted arrays, so ``model`` is left as it was
+    refit.max_iter, refit.n_init, refit.warm_start = EM_ITER_PER_ROUND, 1, False
+    refit.weights_init, refit.means_init, refit.precisions_init = model.weights_, model.means_, model.precisions_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         refit.fit(features)
-    if hasattr(model, "metadata_"):
-        refit.metadata_ = model.metadata_
-    return refit.set_params(
-        max_iter=model.max_iter, n_init=model.n_init, weights_init=None, means_init=None, precisions_init=None
-    )
+    refit.max_iter, refit.n_init, refit.warm_start = model.max_iter, model.n_init, model.warm_start
+    refit.weights_init, refit.means_init, refit.precisions_init = model.weights_init, model.means_init, model.precisions_init
+    return refit
 
 
 def _sample_coordinates(pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
