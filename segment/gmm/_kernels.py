@@ -23,14 +23,16 @@ The chunk size does not depend on the number of threads, and partial sums are
 returned per chunk and reduced in a fixed order, so a fit is bit-identical
 whatever the thread count. Kernels do not validate inputs.
 
-For up to ``MAX_UNROLLED`` features the per-pixel work (transposition,
+For the feature counts in ``UNROLLED`` the per-pixel work (transposition,
 Mahalanobis distance, sufficient statistics) is generated as straight-line
 code for that D: every mean, precision entry, difference and partial sum is
 its own scalar, so the compiler keeps them in vector registers and computes a
 block of pixels with one pass per component instead of one pass per matrix
 entry. These kernels are generated and compiled (or loaded from Numba's
 cache) on the first call for a given D and dtype, so a process pays only for
-the D it uses. Larger D uses the generic kernels, whose loops run over arrays.
+the D it uses. Other D use the generic kernels, whose loops run over arrays
+(about 1.4x slower for float32 at D = 5, as fast for float64): each D
+generated costs seconds of compilation, so only the common counts are.
 """
 
 import functools
@@ -56,9 +58,9 @@ CHUNK = 8192
 NEGLIGIBLE_BELOW_EPS = -4.0
 # Largest log2 of a product of per-pixel sums that float64 holds (2^1023 max).
 _LOG2_PRODUCT_LIMIT = 1000.0
-# Largest D with generated kernels: the statistics keep D (D + 3) / 2 + 1
-# running sums, which beyond this spill out of registers and take long to compile.
-MAX_UNROLLED = 8
+# Feature counts with generated kernels: a colour image (3 colour features, or
+# grey with x and y) and a colour image with x and y (5), the defaults.
+UNROLLED = (3, 5)
 
 
 def _exp_accumulate(values, shift, total, nb, bits):
@@ -434,7 +436,7 @@ def _kernels_for(D):
     # Compiled under this file's name: Numba caches only functions with a
     # source file, and invalidates their entries when that file changes.
     namespace = dict(globals())
-    if D <= MAX_UNROLLED:
+    if D in UNROLLED:
         suffix = f"d{D}"
         helpers = njit(fastmath=FASTMATH)
         exec(compile(_unrolled_helpers_source(D), __file__, "exec"), namespace)
