@@ -290,3 +290,59 @@ def load_ground_truth(path: str | os.PathLike[str]) -> list[np.ndarray]:
     if not truths:
         raise ValueError(f"{path}: contains no annotations")
     return truths
+
+
+@dataclass(frozen=True)
+class ScaleSummary:
+    """Region benchmark figures over the scales (thresholds) of a hierarchy, as the BSDS benchmark reports them.
+
+    ODS: one scale for the data set (the best of the dataset figure over
+    scales); OIS: each image at its own best scale.
+    """
+
+    pri_ods_scale: float
+    pri_ods: float
+    pri_ois: float
+    voi_ods_scale: float
+    voi_ods: float
+    voi_ois: float
+    covering_ods_scale: float
+    covering_ods: float
+    covering_ois: float
+
+
+def summarize_scales(per_image: Sequence[Sequence[ImageScores]], scales: Sequence[float]) -> ScaleSummary:
+    """ODS and OIS of PRI (higher is better), VoI (lower) and covering (higher, pooled).
+
+    Parameters
+    ----------
+    per_image : sequence of sequences of ImageScores
+        For each image, its scores at each of the ``scales``.
+    scales : sequence of float
+        The scales, in increasing order.
+
+    Returns
+    -------
+    ScaleSummary
+        Ties go to the smallest scale for ODS and, per image, to the largest
+        for OIS (as the benchmark's ``collect_eval_reg``).
+    """
+    if len(per_image) == 0:
+        raise ValueError("summarize_scales needs the scores of at least one image")
+    pri = np.array([[s.pri for s in image] for image in per_image])  # (I, T)
+    voi = np.array([[s.voi for s in image] for image in per_image])
+    cover_sum = np.array([[s.covering_sum for s in image] for image in per_image])
+    cover_total = np.array([[s.covering_total for s in image] for image in per_image], dtype=np.float64)
+    scales = np.asarray(scales, dtype=np.float64)
+    pri_t, voi_t = int(np.argmax(pri.mean(axis=0))), int(np.argmin(voi.mean(axis=0)))
+    pooled = cover_sum.sum(axis=0) / cover_total.sum(axis=0)
+    cover_t = int(np.argmax(pooled))
+    per_image_cover = cover_sum / cover_total
+    last_best = per_image_cover.shape[1] - 1 - np.argmax(per_image_cover[:, ::-1], axis=1)
+    rows = np.arange(len(per_image_cover))
+    return ScaleSummary(
+        float(scales[pri_t]), float(pri.mean(axis=0)[pri_t]), float(pri.max(axis=1).mean()),
+        float(scales[voi_t]), float(voi.mean(axis=0)[voi_t]), float(voi.min(axis=1).mean()),
+        float(scales[cover_t]), float(pooled[cover_t]),
+        float(cover_sum[rows, last_best].sum() / cover_total[rows, last_best].sum()),
+    )

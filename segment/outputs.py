@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import io, render
+from segment import hierarchy, io, render
 
 
 def label_format_for(label_format: str, georeferenced: bool) -> str:
@@ -37,7 +37,11 @@ def output_paths(
         "polygons": f"{stem}_polygons.geojson",
         "probabilities": f"{stem}_probabilities.{confidence_format}",
         "json": f"{stem}.json",
+        "hierarchy": f"{stem}_ucm2.png",
+        "merge_tree": f"{stem}_merge_tree.json",
     }
+    if "hierarchy" in kinds:
+        kinds = (*kinds, "merge_tree")
     return {kind: outdir / names[kind] for kind in kinds}
 
 
@@ -112,6 +116,12 @@ def save_segmentation(
         if segmentation.probabilities is None:
             raise io.OutputError(f"{paths['probabilities']}: no probabilities were computed (no pixel took part)")
         io.write_probabilities(paths["probabilities"], segmentation.probabilities, info, protect=protect)
+    if "hierarchy" in paths:
+        tree = getattr(segmentation, "hierarchy", None)
+        if tree is None:
+            raise io.OutputError(f"{paths['hierarchy']}: no merge hierarchy was computed (region merging is off)")
+        io.write_image(paths["hierarchy"], hierarchy.ucm2_to_png_values(tree.ucm2()), protect=protect)
+        io.write_json(paths["merge_tree"], hierarchy.merge_tree_dict(tree), protect=protect)
     if "json" in paths:
         summary = segmentation.summary()
         summary["outputs"] = {kind: path.name for kind, path in paths.items()}

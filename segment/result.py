@@ -17,6 +17,7 @@ import numpy as np
 from segment import outputs, render
 from segment.config import AUTO, SegmentConfig
 from segment.gmm import GaussianMixture
+from segment.hierarchy import Hierarchy
 from segment.io import ImageInfo
 from segment.postprocess import BACKGROUND
 
@@ -181,6 +182,9 @@ class Segmentation:
     probabilities : (K, H, W) float32 ndarray or None
         Posterior of every component at every pixel under the mixture alone
         (no spatial prior), when "probabilities" is among the outputs.
+    hierarchy : Hierarchy or None
+        The merge hierarchy of the regions (:mod:`segment.hierarchy`), when
+        "hierarchy" is among the outputs.
     """
 
     labels: np.ndarray
@@ -197,6 +201,7 @@ class Segmentation:
     info: ImageInfo | None = None
     region_classes: np.ndarray | None = None
     probabilities: np.ndarray | None = None
+    hierarchy: Hierarchy | None = None
 
     @property
     def classes(self) -> np.ndarray:
