@@ -1,5 +1,6 @@
 """BSDS500 region benchmarks: Probabilistic Rand Index, Variation of Information
-and Segmentation Covering (see the BSDS500 README for the definitions).
+and Segmentation Covering (see the BSDS500 README for the definitions); the
+boundary benchmark (:mod:`segment.boundary_metrics`) is re-exported here.
 
 Every measure is computed from the contingency table of a predicted label image
 against one human segmentation; label values need not be consecutive.
@@ -13,6 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from segment.boundary_metrics import (  # noqa: F401  (the boundary benchmark, re-exported)
+    MAX_DIST,
+    BoundaryCounts,
+    BoundarySummary,
+    benchmark_thresholds,
+    boundary_counts,
+    f_measure,
+    label_boundaries,
+    match_boundaries,
+    soft_boundary_counts,
+    summarize_boundaries,
+    thin_boundaries,
+    ucm_strength,
+)
 
 _LABEL_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".pgm")
 
@@ -346,3 +362,8 @@ def summarize_scales(per_image: Sequence[Sequence[ImageScores]], scales: Sequenc
         float(scales[cover_t]), float(pooled[cover_t]),
         float(cover_sum[rows, last_best].sum() / cover_total[rows, last_best].sum()),
     )
+
+
+def human_boundaries(truth: np.ndarray) -> np.ndarray:
+    """The boundary map of a human segmentation as BSDS500 stores it: thinned ``label_boundaries``, (H, W) bool."""
+    return thin_boundaries(label_boundaries(truth))
