@@ -589,9 +589,23 @@ def evaluate_command(
         Optional[Path], typer.Option("--json", help="Write the summary and per-image scores to this JSON file.")
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the summary line and errors.")] = False,
+    boundary: Annotated[
+        bool, typer.Option("--boundary", help="Also run the BSDS500 boundary benchmark (precision, recall, F; slower).")
+    ] = False,
+    with_hierarchy: Annotated[
+        bool, typer.Option("--hierarchy", help="Also score the merge hierarchy of segmented images (ODS and OIS).")
+    ] = False,
+    n_scales: Annotated[
+        int, typer.Option("--scales", min=1, help="Number of scales k/(n+1) at which hierarchies are cut.")
+    ] = 9,
     config: SegmentConfig = _DEFAULT,
 ) -> None:
     """Score segmentations against human ones: BSDS500 PRI, VoI and Segmentation Covering.
+
+    Hierarchies (*_ucm2.png from --save hierarchy, or with --hierarchy) are cut
+    at --scales scales and get ODS (one scale for all images) and OIS (the best
+    scale per image) figures; --boundary adds the boundary F-measure (and AP
+    for hierarchies).
 
     Prints one line per image and the dataset figures: mean Probabilistic Rand
     Index (higher is better), mean Variation of Information in bits (lower is
@@ -604,21 +618,25 @@ def evaluate_command(
     """
     import json
 
-    from segment.evaluate import evaluate_files, pipeline_segmenter
+    from segment.boundary_metrics import benchmark_thresholds
+    from segment.evaluate import HierarchyResult, evaluate_files, pipeline_segmenter
 
     if not truth.is_dir():
         report_error(f"{truth}: ground-truth folder not found")
         raise typer.Exit(ExitCode.USAGE)
 
     def show(result) -> None:
-        if not quiet:
+        if not quiet and isinstance(result, HierarchyResult):
+            typer.echo(f"{result.name}: hierarchy, {len(result.scales)} scales")
+        elif not quiet:
             s = result.scores
             typer.echo(f"{result.name}: PRI {s.pri:.3f}  VoI {s.voi:.3f}  Covering {s.covering:.3f}  {s.n_segments} segments")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         evaluation = evaluate_files(
-            predictions, truth, pipeline_segmenter(config), kind=kind.value,
+            predictions, truth, pipeline_segmenter(config, with_hierarchy=with_hierarchy), kind=kind.value,
+            boundary=boundary, scales=benchmark_thresholds(n_scales),
             on_result=show, on_failure=lambda path, message: report_error(message),
         )
     for message in sorted({str(w.message) for w in caught}):
@@ -630,16 +648,61 @@ def evaluate_command(
             f"{summary.n_images} image{'s' if summary.n_images != 1 else ''}: PRI {summary.pri:.4f}  VoI {summary.voi:.4f}  Covering {summary.covering:.4f}  "
             f"{summary.n_segments:.1f} segments" + (f"  {timing:.3f} s/image" if timing is not None else "")
         )
+    _print_benchmark_lines(evaluation)
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(evaluation.to_dict(), indent=1))
         except OSError as exc:
             report_error(f"{json_path}: cannot write ({exc.strerror or exc})")
             raise typer.Exit(ExitCode.FAILED) from None
-    if evaluation.failures or summary is None:
+    if evaluation.failures or (summary is None and not evaluation.hierarchies):
         if summary is None and not evaluation.failures:
             report_error("no input to score")
         raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command("cut")
+def cut_command(
+    hierarchy_path: Annotated[
+        Path, typer.Argument(help="A saved hierarchy: *_ucm2.png (from --save hierarchy) or a ucm2 .npy.", show_default=False)
+    ],
+    scale: Annotated[
+        float, typer.Option("--scale", help="Level in [0, 1]: boundaries at or below it are removed (0.5 = merge cost 1).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Label map to write (.png or .tif).")],
+) -> None:
+    """Cut a saved region hierarchy at one scale and write its label map (regions 1..N), without refitting."""
+    from segment import io
+    from segment.evaluate import load_ucm2
+    from segment.hierarchy import cut_ucm2
+
+    if not 0.0 <= scale <= 1.0:
+        report_error(f"--scale must be in [0, 1]; got {scale}")
+        raise typer.Exit(ExitCode.USAGE)
+    try:
+        labels = cut_ucm2(load_ucm2(hierarchy_path), scale)
+        io.write_label_map(output, labels, protect=(hierarchy_path,))
+    except ValueError as exc:
+        report_error(str(exc))
+        raise typer.Exit(ExitCode.FAILED) from None
+    except io.SegmentError as exc:
+        report_error(str(exc))
+        raise typer.Exit(ExitCode.FAILED) from None
+    typer.echo(f"{output}: {int(labels.max())} regions at scale {scale:g}")
+
+
+def _print_benchmark_lines(evaluation) -> None:
+    """The boundary figures of the label maps and the ODS / OIS figures of the hierarchies, when computed."""
+    if (b := evaluation.boundary_summary) is not None:
+        typer.echo(f"boundaries: F {b.ods_f:.4f}  precision {b.ods_precision:.4f}  recall {b.ods_recall:.4f}")
+    if (r := evaluation.scale_summary) is not None:
+        typer.echo(
+            f"hierarchy: PRI ODS {r.pri_ods:.4f} (scale {r.pri_ods_scale:.2f}) OIS {r.pri_ois:.4f}  "
+            f"VoI ODS {r.voi_ods:.4f} (scale {r.voi_ods_scale:.2f}) OIS {r.voi_ois:.4f}  "
+            f"Covering ODS {r.covering_ods:.4f} (scale {r.covering_ods_scale:.2f}) OIS {r.covering_ois:.4f}"
+        )
+    if (h := evaluation.hierarchy_boundary_summary) is not None:
+        typer.echo(f"hierarchy boundaries: F ODS {h.ods_f:.4f} (scale {h.ods_threshold:.2f}) OIS {h.ois_f:.4f}  AP {h.ap:.4f}")
 
 
 def run() -> None:

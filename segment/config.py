@@ -11,7 +11,7 @@ COLOR_SPACES = ("lab", "rgb", "hsv", "gray")
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 INIT_METHODS = ("kmeans++", "random_from_data")
 DENOISE_FILTERS = ("none", "gaussian", "median", "bilateral")
-OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities", "bias")
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence", "json", "regions", "polygons", "probabilities", "bias", "hierarchy")
 CONFIDENCE_FORMATS = ("npy", "tif")
 LABEL_FORMATS = ("auto", "png", "tif", "zarr")
 MERGE_TARGETS = ("similar", "border")
@@ -169,9 +169,11 @@ class SegmentConfig:
     save : tuple of str
         Outputs written by ``Segmentation.save``: any of "labels", "color",
         "overlay", "confidence", "json", "regions" (a CSV row per label),
-        "polygons" (GeoJSON, QuPath's conventions) and "probabilities"
-        (per-component posteriors, (K, H, W) float32) and "bias" (the bias
-        field, (H, W[, C]) float32 TIFF; needs ``bias``).
+        "polygons" (GeoJSON, QuPath's conventions), "probabilities"
+        (per-component posteriors, (K, H, W) float32), "bias" (the bias
+        field, (H, W[, C]) float32 TIFF; needs ``bias``) and "hierarchy" (the
+        region merge hierarchy: a ucm2 16-bit PNG and the merge tree as JSON,
+        see :mod:`segment.hierarchy`).
     label_format : {"auto", "png", "tif", "zarr"}
         File format of the label map: PNG, TIFF (a GeoTIFF for a
         georeferenced input) or an OME-Zarr label image; ``"auto"`` writes

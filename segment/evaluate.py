@@ -9,10 +9,17 @@ images, found by the prediction's name (see :func:`find_ground_truth`).
 A prediction is scored as given: a label that occurs in several disconnected
 places is one segment. Segment with ``relabel=True`` (the default) to score
 connected regions, the segments a person sees.
+
+A hierarchy (an ultrametric contour map in BSDS's ucm2 convention: a
+``*_ucm2.png`` from ``--save hierarchy``, or a ``.npy`` array of shape
+(2H + 1, 2W + 1)) is scored at several scales, for ODS and OIS
+(:class:`HierarchyResult`). With ``boundary=True`` the boundary benchmark
+(:mod:`segment.boundary_metrics`) is run as well.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,15 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from segment import io, metrics
+from segment import boundary_metrics, hierarchy, io, metrics
 from segment.config import SegmentConfig
 
 PREDICTION_KINDS = ("auto", "labels", "images")
 LABEL_SUFFIX = "_labels"
+UCM_SUFFIX = "_ucm2"
+DEFAULT_SCALES = tuple(boundary_metrics.benchmark_thresholds(9))  # 0.1, 0.2, ..., 0.9
 _GROUND_TRUTH_SUFFIXES = (".mat", ".png", ".tif", ".tiff", ".bmp", ".pgm")
 _ARRAY_SUFFIXES = (".npy",)
 
-Segmenter = Callable[[np.ndarray], np.ndarray]
+# image -> label image, or (label image, ucm2) to score the hierarchy as well
+Segmenter = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,11 @@ class ImageResult:
     path: str
     scores: metrics.ImageScores
     seconds: float | None = None
+    boundary: boundary_metrics.BoundaryCounts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {
+        out = {
             "name": self.name,
             "path": self.path,
             "pri": self.scores.pri,
@@ -65,6 +76,49 @@ class ImageResult:
             "n_segments": self.scores.n_segments,
             "seconds": self.seconds,
         }
+        if self.boundary is not None:
+            out["boundary_recall"] = float(self.boundary.recall[0])
+            out["boundary_precision"] = float(self.boundary.precision[0])
+        return out
+
+
+@dataclass(frozen=True)
+class HierarchyResult:
+    """Scores of one hierarchy (ucm2) at each scale.
+
+    Attributes
+    ----------
+    name, path : str
+        As in :class:`ImageResult`.
+    scales : tuple of float
+        The scales it was cut at.
+    scores : tuple of ImageScores
+        Region scores of the cut at each scale.
+    boundary : BoundaryCounts or None
+        Boundary counts at each scale (with the boundary benchmark).
+    """
+
+    name: str
+    path: str
+    scales: tuple[float, ...]
+    scores: tuple[metrics.ImageScores, ...]
+    boundary: boundary_metrics.BoundaryCounts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "path": self.path,
+            "scales": list(self.scales),
+            "pri": [s.pri for s in self.scores],
+            "voi": [s.voi for s in self.scores],
+            "covering": [s.covering for s in self.scores],
+            "n_segments": [s.n_segments for s in self.scores],
+        }
+        if self.boundary is not None:
+            out["boundary_recall"] = self.boundary.recall.tolist()
+            out["boundary_precision"] = self.boundary.precision.tolist()
+        return out
 
 
 @dataclass
@@ -81,11 +135,31 @@ class Evaluation:
 
     results: list[ImageResult] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    hierarchies: list[HierarchyResult] = field(default_factory=list)
 
     @property
     def summary(self) -> metrics.DatasetScores | None:
         """Mean PRI, mean VoI, pooled covering, mean segment count; None if nothing was scored."""
         return metrics.summarize([r.scores for r in self.results]) if self.results else None
+
+    @property
+    def boundary_summary(self) -> boundary_metrics.BoundarySummary | None:
+        """Boundary benchmark of the label images (counts pooled: its ODS = OIS figures); None without it."""
+        counts = [r.boundary for r in self.results if r.boundary is not None]
+        return boundary_metrics.summarize_boundaries(counts, [0.5]) if counts else None
+
+    @property
+    def scale_summary(self) -> metrics.ScaleSummary | None:
+        """Region ODS / OIS of the hierarchies; None if none was scored."""
+        if not self.hierarchies:
+            return None
+        return metrics.summarize_scales([h.scores for h in self.hierarchies], self.hierarchies[0].scales)
+
+    @property
+    def hierarchy_boundary_summary(self) -> boundary_metrics.BoundarySummary | None:
+        """Boundary ODS / OIS / AP of the hierarchies; None without the boundary benchmark."""
+        counts = [h.boundary for h in self.hierarchies if h.boundary is not None]
+        return boundary_metrics.summarize_boundaries(counts, self.hierarchies[0].scales) if counts else None
 
     @property
     def seconds_per_image(self) -> float | None:
@@ -96,7 +170,17 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form: summary, per-image results and failures."""
         summary = self.summary
-        return {
+        extra: dict[str, Any] = {}
+        for key, value in (
+            ("boundary", self.boundary_summary),
+            ("hierarchy_regions", self.scale_summary),
+            ("hierarchy_boundary", self.hierarchy_boundary_summary),
+        ):
+            if value is not None:
+                extra[key] = dataclasses.asdict(value)
+        if self.hierarchies:
+            extra["hierarchies"] = [h.to_dict() for h in self.hierarchies]
+        return extra | {
             "summary": None
             if summary is None
             else {
@@ -134,9 +218,46 @@ def find_ground_truth(truth_dir: str | os.PathLike, name: str) -> Path:
 
 
 def image_name(path: str | os.PathLike) -> str:
-    """The image name a prediction file stands for: its stem without ``_labels``."""
+    """The image name a prediction file stands for: its stem without ``_labels`` or ``_ucm2``."""
     stem = Path(path).stem
-    return stem[: -len(LABEL_SUFFIX)] if stem.endswith(LABEL_SUFFIX) else stem
+    for suffix in (LABEL_SUFFIX, UCM_SUFFIX):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def load_prediction_ucm2(path: str | os.PathLike) -> np.ndarray | None:
+    """The hierarchy in ``path`` (see :func:`load_ucm2`), or None when the file is not named ``*_ucm2.png/.npy``."""
+    path = Path(path)
+    if not path.stem.endswith(UCM_SUFFIX) or path.suffix.lower() not in (".png", ".npy"):
+        return None
+    return load_ucm2(path)
+
+
+def load_ucm2(path: str | os.PathLike) -> np.ndarray:
+    """A ucm2 map as float64 in [0, 1]: a 16-bit PNG (levels times 65535) or a ``.npy`` array.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read as a ucm2 map (2-D, odd sides).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+        try:
+            ucm2 = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot be read as a .npy array ({exc})") from None
+    else:
+        ucm2 = _read_unchanged(path)
+        if ucm2.dtype != np.uint16:
+            raise ValueError(f"{path}: a ucm2 image must be a 16-bit PNG (got {ucm2.dtype})")
+        ucm2 = hierarchy.ucm2_from_png_values(ucm2)
+    if ucm2.ndim != 2 or ucm2.dtype.kind not in "fiu" or ucm2.shape[0] % 2 == 0 or ucm2.shape[1] % 2 == 0:
+        raise ValueError(f"{path}: not a ucm2 map (a 2-D array with odd sides; got shape {ucm2.shape})")
+    return ucm2.astype(np.float64)
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -195,14 +316,24 @@ def _as_labels(path: Path, array: np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def pipeline_segmenter(config: SegmentConfig | None = None) -> Segmenter:
-    """A function image -> label image that runs :func:`segment.segment_image` with ``config``."""
+def pipeline_segmenter(config: SegmentConfig | None = None, *, with_hierarchy: bool = False) -> Segmenter:
+    """A function image -> label image that runs :func:`segment.segment_image` with ``config``.
+
+    With ``with_hierarchy`` it returns (label image, ucm2 of the merge hierarchy).
+    """
     from segment.pipeline import segment_image
 
     cfg = config if config is not None else SegmentConfig()
+    if with_hierarchy and "hierarchy" not in cfg.save:
+        cfg = cfg.replace(save=(*cfg.save, "hierarchy"))
 
-    def segment(image: np.ndarray) -> np.ndarray:
-        return segment_image(image, cfg).labels
+    def segment(image: np.ndarray):
+        result = segment_image(image, cfg)
+        if not with_hierarchy:
+            return result.labels
+        if result.hierarchy is None:
+            raise ValueError("no merge hierarchy was computed (region merging is off)")
+        return result.labels, result.hierarchy.ucm2()
 
     return segment
 
@@ -213,7 +344,9 @@ def evaluate_files(
     segmenter: Segmenter | None = None,
     *,
     kind: str = "auto",
-    on_result: Callable[[ImageResult], None] | None = None,
+    boundary: bool = False,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    on_result: Callable[[ImageResult | HierarchyResult], None] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
 ) -> Evaluation:
     """Score label images, or images segmented on the fly, against their ground truths.
@@ -229,7 +362,12 @@ def evaluate_files(
         to the pipeline with default settings (:func:`pipeline_segmenter`).
     kind : {"auto", "labels", "images"}
         What the prediction files are; "auto" decides per file with
-        :func:`load_prediction_labels`.
+        :func:`load_prediction_labels` (``*_ucm2.png/.npy`` files are hierarchies).
+    boundary : bool
+        Also run the boundary benchmark (slower: a bipartite matching per
+        annotator and scale).
+    scales : sequence of float
+        Increasing scales at which hierarchies are cut.
     on_result, on_failure : callable, optional
         Called after each scored prediction / with ``(path, message)`` after
         each failure, e.g. to report progress.
@@ -246,7 +384,7 @@ def evaluate_files(
     evaluation = Evaluation()
     for path in expand_inputs(predictions):
         try:
-            result = _evaluate_one(path, truth_dir, segmenter, kind)
+            results = _evaluate_one(path, truth_dir, segmenter, kind, boundary, tuple(scales))
         except (ValueError, OSError, MemoryError, io.SegmentError) as exc:
             message = str(exc)
             message = message if message.startswith(str(path)) else f"{path}: {message}"
@@ -254,18 +392,30 @@ def evaluate_files(
             if on_failure is not None:
                 on_failure(str(path), message)
             continue
-        evaluation.results.append(result)
-        if on_result is not None:
-            on_result(result)
+        for result in results:
+            if isinstance(result, HierarchyResult):
+                evaluation.hierarchies.append(result)
+            else:
+                evaluation.results.append(result)
+            if on_result is not None:
+                on_result(result)
     return evaluation
 
 
-def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str) -> ImageResult:
+def _evaluate_one(
+    path: Path, truth_dir, segmenter: Segmenter, kind: str, boundary: bool, scales: tuple[float, ...]
+) -> list[ImageResult | HierarchyResult]:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     name = image_name(path)
     truths = metrics.load_ground_truth(find_ground_truth(truth_dir, name))
+    humans = [metrics.human_boundaries(t) for t in truths] if boundary else None
+    if kind != "images":
+        ucm2 = load_prediction_ucm2(path)
+        if ucm2 is not None:
+            return [_score_hierarchy(name, str(path), ucm2, truths, humans, scales)]
     labels = None
+    ucm2 = None
     if kind == "labels":
         labels = load_prediction_labels(path)
         if labels is None:
@@ -278,7 +428,26 @@ def _evaluate_one(path: Path, truth_dir, segmenter: Segmenter, kind: str) -> Ima
         start = time.perf_counter()
         labels = segmenter(image)
         seconds = time.perf_counter() - start
-    return ImageResult(name, str(path), metrics.evaluate(labels, truths), seconds)
+        if isinstance(labels, tuple):
+            labels, ucm2 = labels
+    counts = metrics.boundary_counts([metrics.label_boundaries(labels)], humans) if humans is not None else None
+    results: list[ImageResult | HierarchyResult] = [
+        ImageResult(name, str(path), metrics.evaluate(labels, truths), seconds, counts)
+    ]
+    if ucm2 is not None:
+        results.append(_score_hierarchy(name, str(path), ucm2, truths, humans, scales))
+    return results
+
+
+def _score_hierarchy(name: str, path: str, ucm2: np.ndarray, truths, humans, scales) -> HierarchyResult:
+    shape = truths[0].shape
+    if ucm2.shape != (2 * shape[0] + 1, 2 * shape[1] + 1):
+        raise ValueError(f"{path}: ucm2 of shape {ucm2.shape} does not fit the ground truth's {shape}")
+    scores = tuple(metrics.evaluate(hierarchy.cut_ucm2(ucm2, scale), truths) for scale in scales)
+    counts = None
+    if humans is not None:
+        counts = metrics.soft_boundary_counts(metrics.ucm_strength(ucm2), humans, scales)
+    return HierarchyResult(name, path, tuple(float(s) for s in scales), scores, counts)
 
 
 def bsds_split(root: str | os.PathLike, split: str) -> tuple[list[Path], Path]:

@@ -121,7 +121,10 @@ def merge_similar_regions(
         _EPSILON, _TEXTURE_FLOOR, -math.log(max_cost), RESCORE_GROWTH, record,
     )
     merged = graph.labels()
-    return (merged, MergeRecord(graph.regions, sources, targets, terms)) if record else merged
+    if not record:
+        return merged
+    costs = np.exp(-(terms @ coefficients + weights["intercept"])) if len(terms) else np.zeros(0)
+    return merged, MergeRecord(graph.regions, sources, targets, terms, costs)
 
 
 @dataclass(frozen=True)
@@ -137,17 +140,20 @@ class MergeRecord:
         remained roots until then).
     terms : (M, len(MERGE_TERMS)) float64 ndarray
         The pair's terms when it merged.
+    costs : (M,) float64 ndarray
+        The merge cost of each merge, ``exp(-(weights . terms + intercept))``.
     """
 
     regions: np.ndarray
     sources: np.ndarray
     targets: np.ndarray
     terms: np.ndarray
+    costs: np.ndarray
 
     @classmethod
     def empty(cls, labels: np.ndarray) -> "MergeRecord":
         none = np.zeros(0, dtype=np.int64)
-        return cls(region_ids(labels), none, none, np.zeros((0, len(MERGE_TERMS))))
+        return cls(region_ids(labels), none, none, np.zeros((0, len(MERGE_TERMS))), np.zeros(0))
 
 
 def _merge_beyond(labels: np.ndarray, colours: np.ndarray, max_regions: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """BSDS500 region benchmarks: Probabilistic Rand Index, Variation of Information
-and Segmentation Covering (see the BSDS500 README for the definitions).
+and Segmentation Covering (see the BSDS500 README for the definitions); the
+boundary benchmark (:mod:`segment.boundary_metrics`) is re-exported here.
 
 Every measure is computed from the contingency table of a predicted label image
 against one human segmentation; label values need not be consecutive.
@@ -13,6 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from segment.boundary_metrics import (  # noqa: F401  (the boundary benchmark, re-exported)
+    MAX_DIST,
+    BoundaryCounts,
+    BoundarySummary,
+    benchmark_thresholds,
+    boundary_counts,
+    f_measure,
+    label_boundaries,
+    match_boundaries,
+    soft_boundary_counts,
+    summarize_boundaries,
+    thin_boundaries,
+    ucm_strength,
+)
 
 _LABEL_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".pgm")
 
@@ -339,3 +355,64 @@ def load_ground_truth(path: str | os.PathLike[str]) -> list[np.ndarray]:
     if not truths:
         raise ValueError(f"{path}: contains no annotations")
     return truths
+
+
+@dataclass(frozen=True)
+class ScaleSummary:
+    """Region benchmark figures over the scales (thresholds) of a hierarchy, as the BSDS benchmark reports them.
+
+    ODS: one scale for the data set (the best of the dataset figure over
+    scales); OIS: each image at its own best scale.
+    """
+
+    pri_ods_scale: float
+    pri_ods: float
+    pri_ois: float
+    voi_ods_scale: float
+    voi_ods: float
+    voi_ois: float
+    covering_ods_scale: float
+    covering_ods: float
+    covering_ois: float
+
+
+def summarize_scales(per_image: Sequence[Sequence[ImageScores]], scales: Sequence[float]) -> ScaleSummary:
+    """ODS and OIS of PRI (higher is better), VoI (lower) and covering (higher, pooled).
+
+    Parameters
+    ----------
+    per_image : sequence of sequences of ImageScores
+        For each image, its scores at each of the ``scales``.
+    scales : sequence of float
+        The scales, in increasing order.
+
+    Returns
+    -------
+    ScaleSummary
+        Ties go to the smallest scale for ODS and, per image, to the largest
+        for OIS (as the benchmark's ``collect_eval_reg``).
+    """
+    if len(per_image) == 0:
+        raise ValueError("summarize_scales needs the scores of at least one image")
+    pri = np.array([[s.pri for s in image] for image in per_image])  # (I, T)
+    voi = np.array([[s.voi for s in image] for image in per_image])
+    cover_sum = np.array([[s.covering_sum for s in image] for image in per_image])
+    cover_total = np.array([[s.covering_total for s in image] for image in per_image], dtype=np.float64)
+    scales = np.asarray(scales, dtype=np.float64)
+    pri_t, voi_t = int(np.argmax(pri.mean(axis=0))), int(np.argmin(voi.mean(axis=0)))
+    pooled = cover_sum.sum(axis=0) / cover_total.sum(axis=0)
+    cover_t = int(np.argmax(pooled))
+    per_image_cover = cover_sum / cover_total
+    last_best = per_image_cover.shape[1] - 1 - np.argmax(per_image_cover[:, ::-1], axis=1)
+    rows = np.arange(len(per_image_cover))
+    return ScaleSummary(
+        float(scales[pri_t]), float(pri.mean(axis=0)[pri_t]), float(pri.max(axis=1).mean()),
+        float(scales[voi_t]), float(voi.mean(axis=0)[voi_t]), float(voi.min(axis=1).mean()),
+        float(scales[cover_t]), float(pooled[cover_t]),
+        float(cover_sum[rows, last_best].sum() / cover_total[rows, last_best].sum()),
+    )
+
+
+def human_boundaries(truth: np.ndarray) -> np.ndarray:
+    """The boundary map of a human segmentation as BSDS500 stores it: thinned ``label_boundaries``, (H, W) bool."""
+    return thin_boundaries(label_boundaries(truth))

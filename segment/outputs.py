@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import io, render
+from segment import hierarchy, io, render
 
 
 def label_format_for(label_format: str, georeferenced: bool) -> str:
@@ -38,7 +38,11 @@ def output_paths(
         "probabilities": f"{stem}_probabilities.{confidence_format}",
         "bias": f"{stem}_bias.tif",
         "json": f"{stem}.json",
+        "hierarchy": f"{stem}_ucm2.png",
+        "merge_tree": f"{stem}_merge_tree.json",
     }
+    if "hierarchy" in kinds:
+        kinds = (*kinds, "merge_tree")
     return {kind: outdir / names[kind] for kind in kinds}
 
 
@@ -127,6 +131,12 @@ def save_segmentation(
             raise io.OutputError(f"{paths['bias']}: no bias field was estimated (run with --bias)")
         field = segmentation.bias_field.image()
         io.write_array(paths["bias"], field[:, :, 0] if field.shape[2] == 1 else field, protect=protect, info=info)
+    if "hierarchy" in paths:
+        tree = getattr(segmentation, "hierarchy", None)
+        if tree is None:
+            raise io.OutputError(f"{paths['hierarchy']}: no merge hierarchy was computed (region merging is off)")
+        io.write_image(paths["hierarchy"], hierarchy.ucm2_to_png_values(tree.ucm2()), protect=protect)
+        io.write_json(paths["merge_tree"], hierarchy.merge_tree_dict(tree), protect=protect)
     if "json" in paths:
         summary = segmentation.summary()
         summary["outputs"] = {kind: path.name for kind, path in paths.items()}

@@ -9,6 +9,7 @@ resolution (:mod:`segment.upscale`); the tiled path for huge scans
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -19,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from segment import bias, io, merging, postprocess, preprocess, sampling, smoothing, upscale
+from segment import bias, hierarchy, io, merging, postprocess, preprocess, sampling, smoothing, upscale
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
 from segment.histogram import Histogram, feature_histogram
+from segment.hierarchy import Hierarchy
 from segment.result import Segmentation, component_statistics
 
 __all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
@@ -169,6 +171,9 @@ def segment_image(
         with numba_threads(cfg.n_jobs):
             labels = upscale.refine_labels(part.regions, part.colours, bands, spec, cfg.smoothing)
         confidence = upscale.enlarge_rows(part.confidence, (height, width), 0, height)
+        if part.hierarchy is not None:  # the leaves' boundaries placed at full resolution too
+            leaves = upscale.refine_labels(part.hierarchy.regions + 1, part.colours, bands, spec, cfg.smoothing) - 1
+            part.hierarchy = dataclasses.replace(part.hierarchy, regions=leaves)
         timer.lap("upscale")
     model = part.model
     return Segmentation(
@@ -187,6 +192,7 @@ def segment_image(
         region_classes=part.region_classes,
         probabilities=posterior_maps(model, bands, spec, valid) if "probabilities" in cfg.save else None,
         bias_field=part.bias,
+        hierarchy=part.hierarchy,
     )
 
 
@@ -261,6 +267,7 @@ class Labelling:
     region_classes: np.ndarray | None = None  # mixture component of each label id
     bias: bias.BiasField | None = None  # the bias field, when estimated
     corrected: np.ndarray | None = None  # the bias-corrected image (unit values) that was labelled
+    hierarchy: Hierarchy | None = None  # merge hierarchy of the regions (with --save hierarchy)
 
 
 def label_image(
@@ -334,7 +341,7 @@ def label_image(
             lap("smooth")
     colours = _colour_map(feats[:, : spec.n_colour], valid, (height, width))
     as_regions = fitted_here and cfg.mode == "regions"
-    labels = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=as_regions)
+    labels, hierarchy = label_regions(flat_labels.reshape(height, width), colours, cfg, as_regions=as_regions)
     regions = postprocess.relabel_regions(labels) if cfg.relabel and fitted_here else labels
     region_classes = np.zeros(int(regions.max()) + 1, dtype=np.int32)
     region_classes[regions.ravel()] = labels.ravel()
@@ -342,8 +349,9 @@ def label_image(
     components = component_statistics(pixels, labels, model, pixel_weights)
     return Labelling(
         regions, labels, colours, flat_confidence.reshape(height, width), model, spec.names, components, region_classes,
-        field, corrected,
+        field, corrected, hierarchy,
     )
+
 
 
 def correct_bias(
@@ -363,16 +371,25 @@ def correct_bias(
     return field, model, corrected, feats if valid is None else feats[valid]
 
 
-def label_regions(labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool) -> np.ndarray:
-    """Morphology, merging of similar regions (``as_regions``) and of small ones; component ids kept."""
+def label_regions(
+    labels: np.ndarray, colours: np.ndarray, cfg: SegmentConfig, *, as_regions: bool
+) -> tuple[np.ndarray, Hierarchy | None]:
+    """Morphology, merging of similar regions (``as_regions``) and of small ones; component ids kept.
+
+    Also the merge hierarchy of the regions after morphology, when ``cfg.save``
+    asks for it and regions are merged (None otherwise).
+    """
     height, width = labels.shape
     labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
+    tree = None
     if as_regions:
+        tree = hierarchy.merge_hierarchy(labels, colours) if "hierarchy" in cfg.save else None
         labels = merging.merge_similar_regions(labels, colours, cfg.merge_cost)
-    return postprocess.merge_small_regions(
+    labels = postprocess.merge_small_regions(
         labels, cfg.min_region_size(height * width) if as_regions else cfg.min_size, cfg.hole_size,
         features=colours if cfg.merge_into == "similar" else None,
     )
+    return labels, tree
 
 
 def segment_working_copy(

@@ -17,6 +17,7 @@ import numpy as np
 from segment import outputs, render
 from segment.config import AUTO, SegmentConfig
 from segment.gmm import Mixture
+from segment.hierarchy import Hierarchy
 from segment.io import ImageInfo
 from segment.postprocess import BACKGROUND
 
@@ -190,6 +191,9 @@ class Segmentation:
     bias_field : BiasField or None
         The bias field the image was corrected by (``bias``), over the
         image's grid; ``bias_field.image()`` evaluates it, (H, W, C) float32.
+    hierarchy : Hierarchy or None
+        The merge hierarchy of the regions (:mod:`segment.hierarchy`), when
+        "hierarchy" is among the outputs.
 
     Examples
     --------
@@ -215,6 +219,7 @@ class Segmentation:
     region_classes: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     bias_field: BiasField | None = None
+    hierarchy: Hierarchy | None = None
 
     @property
     def classes(self) -> np.ndarray:

@@ -284,7 +284,7 @@ class TiffStream(_Stream):
 
 # --------------------------------------------------------------- the driver
 # Outputs and settings that need the whole image in memory.
-_WHOLE_IMAGE_OUTPUTS = ("regions", "polygons", "probabilities")
+_WHOLE_IMAGE_OUTPUTS = ("regions", "polygons", "probabilities", "hierarchy")
 
 
 def _georeferenced(info: io.ImageInfo | None) -> bool:

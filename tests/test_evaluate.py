@@ -132,3 +132,36 @@ def test_evaluate_bsds_script_scores_a_small_split(tmp_path, capsys):
     rows = json.loads((tmp_path / "out.json").read_text())["rows"]
     assert set(rows) == {"segment", "segment, smoothing 0", "sklearn GMM, 4 comps, RGB"}
     assert rows["segment"]["summary"]["pri"] > 0.9 and rows["segment"]["summary"]["n_images"] == 1
+
+
+def test_hierarchies_get_ods_and_ois_and_label_maps_boundary_f(tmp_path):
+    from segment.hierarchy import Hierarchy
+
+    truth_dir, predictions = tmp_path / "truth", tmp_path / "pred"
+    truth_dir.mkdir()
+    predictions.mkdir()
+    truth = halves((20, 30))
+    write_mat(truth_dir / "a.mat", [truth, truth])
+    # Leaves: the two halves, joined at merge cost 1 (scale 0.5).
+    tree = Hierarchy.from_merges(truth.astype(np.int32) - 1, [1], [0], [1.0])
+    np.save(predictions / "a_ucm2.npy", tree.ucm2())
+    cv2.imwrite(str(predictions / "a_labels.png"), truth)
+    done = run("evaluate", predictions, "--truth", truth_dir, "--boundary", "--scales", "9", "--json", tmp_path / "e.json")
+    assert done.exit_code == 0, done.output
+    assert "boundaries: F 1.0000  precision 1.0000  recall 1.0000" in done.output
+    # Cut at 0.1 .. 0.4 the halves are exact; at 0.5 and above, one region.
+    assert "PRI ODS 1.0000 (scale 0.10) OIS 1.0000" in done.output
+    assert "hierarchy boundaries: F ODS 1.0000" in done.output and "OIS 1.0000" in done.output
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert saved["hierarchies"][0]["n_segments"] == [2, 2, 2, 2, 1, 1, 1, 1, 1]
+    assert saved["hierarchy_boundary"]["ap"] > 0.4  # precision 1 from recall 0 to 1 where it is defined
+
+
+def test_a_ucm2_of_the_wrong_size_is_one_failure_line(tmp_path):
+    truth_dir, predictions = tmp_path / "truth", tmp_path / "pred"
+    truth_dir.mkdir()
+    predictions.mkdir()
+    write_mat(truth_dir / "a.mat", [halves((20, 30))])
+    np.save(predictions / "a_ucm2.npy", np.zeros((21, 31)))
+    done = run("evaluate", predictions, "--truth", truth_dir)
+    assert done.exit_code == 1 and "does not fit the ground truth" in done.output
