@@ -152,7 +152,8 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     try:
         return process.communicate(timeout=timeout)[1]
     except subprocess.TimeoutExpired:
-        state = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:25,args", "-g", str(process.pid)], capture_output=True, text=True)
+        state = subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:25,args", "-g", str(process.pid)], capture_output=True, text=True,
+                               timeout=30)
         os.killpg(process.pid, signal.SIGKILL)
         raise AssertionError(f"still running after {timeout} s:\n{state.stdout}\n{process.communicate()[1]}") from None
 
@@ -459,14 +460,17 @@ def _read_only(folder: Path):
         finally:
             folder.chmod(0o755)
         return
-    bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+    bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True, timeout=30)
+    if bound.returncode == 0:
+        bound = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, text=True, timeout=30)
+        if bound.returncode != 0:
+            subprocess.run(["umount", str(folder)], check=True, timeout=30)
     if bound.returncode != 0:
         pytest.skip(f"as root, a read-only folder needs a bind mount, which is not allowed here ({bound.stderr.strip()})")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
         yield os.strerror(errno.EROFS)
     finally:
-        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+        subprocess.run(["umount", str(folder)], check=True, timeout=30)
 
 
 def test_a_read_only_output_folder_from_the_start_and_during_the_run(tmp_path):
@@ -505,13 +509,15 @@ def test_a_read_only_output_folder_from_the_start_and_during_the_run(tmp_path):
 @contextlib.contextmanager
 def _tmpfs(path: Path, size: str):
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True, timeout=30
+    )
     if mounted.returncode != 0:
         pytest.skip(f"this machine does not allow mounting a tmpfs ({mounted.stderr.strip()})")
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+        subprocess.run(["umount", "-l", str(path)], check=False, timeout=30)
 
 
 def test_a_full_disk_fails_with_one_line_and_the_rerun_finishes_after_it_grows(tmp_path):
@@ -529,8 +535,8 @@ def test_a_full_disk_fails_with_one_line_and_the_rerun_finishes_after_it_grows(t
         errors = _errors(first.stderr)
         assert errors and all("no space left" in line.lower() for line in errors), errors
         _no_partial_file(out, lock_left=True)
-        assert len(list(out.glob("*_labels.png"))) < 5
-        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True, capture_output=True)
+        assert (out / "n0.json").is_file() and not (out / "n4.json").exists()  # it filled up during the run
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True, capture_output=True, timeout=30)
         rerun = _run(args, timeout=60)
         assert rerun.returncode == 0, rerun.stderr
         assert _summary(out)["counts"]["failed"] == 0 and len(list(out.glob("*_labels.png"))) == 5
@@ -559,7 +565,7 @@ def test_a_second_run_on_the_same_output_folder_is_refused_and_a_crash_leaves_no
     crashed = _start([*args, "--overwrite"])  # killed while it holds the folder
     writer = _wait_for_reader(fifo, crashed)
     os.killpg(crashed.pid, signal.SIGKILL)
-    crashed.communicate()
+    crashed.communicate(timeout=60)
     os.close(writer)
     fifo.unlink()
     _png(fifo, 1)
@@ -579,7 +585,7 @@ def test_dask_time_limit_counts_from_the_start_of_each_image(tmp_path):
     indir, out = tmp_path / "in", tmp_path / "out"
     _fifo(indir / "a.png")
     _png(indir / "b.png", 1)
-    limit = 8
+    limit = 10
     args = ["batch", str(indir), "-o", str(out), "--executor", "dask", "--workers", "1", "--timeout", str(limit), *FAST]
     started = time.time()
     result = _run(args, timeout=120)
