@@ -2,14 +2,16 @@
 
 A Dask worker runs tasks in threads, which cannot be stopped from outside;
 with ``--timeout`` each image runs in a child process of the worker
-(``python -m segment.batch.isolate``: once it has loaded the package it says
-so on stdout, then the task goes in on stdin and the record comes back on
-stdout, both pickled), which is killed when its time is up. The time limit
-starts with the task, not with the child's imports.
+(``python -m segment.batch.isolate``: the task goes in on stdin, pickled;
+once the child has loaded the package and its compiled kernels
+(:func:`segment.batch.task.warm_up`) it says so on stdout, and later sends
+the pickled record), which is killed when its time is up. The time limit
+starts with the image, not with the child's start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -17,7 +19,7 @@ import sys
 
 from segment.batch.pool import WORKER_DIED, exit_with_parent, timed_out
 from segment.batch.resume import remove_temporary_files
-from segment.batch.task import ImageRecord, ImageTask, output_folders, process_image, record_for
+from segment.batch.task import ImageRecord, ImageTask, output_folders, process_image, record_for, warm_up
 
 
 def run_isolated(task: ImageTask, timeout: float) -> ImageRecord:
@@ -33,8 +35,11 @@ def run_isolated(task: ImageTask, timeout: float) -> ImageRecord:
         [sys.executable, "-m", "segment.batch.isolate", str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
-        child.stdout.readline()  # the child has loaded the package; its image's time starts now
-        output, _ = child.communicate(pickle.dumps(task), timeout=timeout)
+        with contextlib.suppress(BrokenPipeError):  # a child that died at start: see below
+            child.stdin.write(pickle.dumps(task))
+            child.stdin.flush()
+        child.stdout.readline()  # the child has loaded the package and its kernels; its image's time starts now
+        output, _ = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
@@ -52,11 +57,10 @@ def run_isolated(task: ImageTask, timeout: float) -> ImageRecord:
 
 def _main() -> None:
     exit_with_parent(int(sys.argv[1]))
-    import segment.pipeline  # noqa: F401
-
+    task = pickle.load(sys.stdin.buffer)
+    warm_up(task)
     sys.stdout.buffer.write(b"ready\n")
     sys.stdout.buffer.flush()
-    task = pickle.load(sys.stdin.buffer)
     record = process_image(task)
     sys.stdout.buffer.write(pickle.dumps(record))
     sys.stdout.buffer.flush()

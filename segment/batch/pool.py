@@ -4,8 +4,10 @@ The parent hands each worker one task and waits for its record, so it
 always knows which image a worker runs and since when. A worker that dies
 (killed, out of memory) costs only its own image, which gets a second try
 in a fresh worker; a worker that runs past the time limit is killed and its
-image reported failed; a stop request (Ctrl-C, SIGTERM) kills every worker.
-The temporary files of a killed worker are removed at once.
+image reported failed (a fresh worker's first image gets its full limit
+once the worker has loaded its compiled kernels); a stop request (Ctrl-C,
+SIGTERM) kills every worker. The temporary files of a killed worker are
+removed at once.
 
 Workers are spawned processes: they size their thread pools to their share
 of the cores before NumPy, OpenCV or Numba load.
@@ -24,9 +26,10 @@ from multiprocessing.connection import wait
 from segment.batch.errors import BatchError
 from segment.batch.resume import remove_temporary_files
 from segment.batch.signals import ignore_stop_signals_in_worker, signals_blocked
-from segment.batch.task import ImageRecord, ImageTask, output_folders, process_image, record_for
+from segment.batch.task import ImageRecord, ImageTask, output_folders, process_image, record_for, warm_up
 
 _READY = "ready"
+_WARM = "warm"
 WORKER_DIED = "worker process died (killed, or out of memory: try a lower --max-memory)"
 
 
@@ -85,6 +88,9 @@ def run_pool(
             for worker, index in list(busy.items()):
                 if worker.connection in ready or worker.process.sentinel in ready:
                     record = worker.result()
+                    if record == _WARM:  # its first image's time starts now
+                        worker.started = time.monotonic()
+                        continue
                     if record is None:  # the worker died
                         del busy[worker]
                         _stop(worker, tasks[index])
@@ -182,6 +188,7 @@ def _serve(connection, threads: int, parent: int) -> None:
     import segment.pipeline  # noqa: F401  (the imports are not part of any image's time)
 
     connection.send(_READY)
+    warm = False
     while True:
         try:
             task = connection.recv()
@@ -189,4 +196,8 @@ def _serve(connection, threads: int, parent: int) -> None:
             return
         if task is None:
             return
+        if not warm:  # the time limit restarts once this is done: see warm_up
+            warm_up(task)
+            warm = True
+            connection.send(_WARM)
         connection.send(process_image(task))

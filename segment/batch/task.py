@@ -206,6 +206,26 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
     )
 
 
+def warm_up(task: ImageTask) -> None:
+    """Segment a small synthetic picture with the settings of ``task``, and forget it.
+
+    A fresh worker process loads its compiled kernels on its first image:
+    seconds, more on a busy machine. A worker calls this before its first
+    image's time limit starts, so that the limit counts the image's own
+    work. Any problem is left for the real image to meet.
+    """
+    import numpy as np
+
+    from segment.pipeline import segment_image
+
+    picture = np.zeros((48, 48, 3), dtype=np.uint8)
+    picture[24:] = (40, 60, 200)
+    picture += np.random.default_rng(0).integers(0, 16, picture.shape, dtype=np.uint8)
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")
+        segment_image(picture, task.config, model=task.model)
+
+
 def task_budget(task: ImageTask) -> int:
     """The memory budget of a task: as given, or half the memory limit of the Dask worker it runs on."""
     if task.budget is not None:
