@@ -391,6 +391,13 @@ def summarize_scales(per_image: Sequence[Sequence[ImageScores]], scales: Sequenc
     ScaleSummary
         Ties go to the smallest scale for ODS and, per image, to the largest
         for OIS (as the benchmark's ``collect_eval_reg``).
+
+    Examples
+    --------
+    >>> coarse, fine = ImageScores(0.7, 2.0, 5.0, 10, 3), ImageScores(0.8, 1.5, 6.0, 10, 9)
+    >>> summary = summarize_scales([[coarse, fine], [fine, coarse]], [0.2, 0.8])
+    >>> summary.pri_ods, round(summary.pri_ois, 2)
+    (0.75, 0.8)
     """
     if len(per_image) == 0:
         raise ValueError("summarize_scales needs the scores of at least one image")
@@ -414,5 +421,13 @@ def summarize_scales(per_image: Sequence[Sequence[ImageScores]], scales: Sequenc
 
 
 def human_boundaries(truth: np.ndarray) -> np.ndarray:
-    """The boundary map of a human segmentation as BSDS500 stores it: thinned ``label_boundaries``, (H, W) bool."""
+    """The boundary map of a human segmentation as BSDS500 stores it: thinned ``label_boundaries``, (H, W) bool.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.ones((4, 6), dtype=int); truth[:, 3:] = 2
+    >>> human_boundaries(truth).any(axis=0).astype(int).tolist()
+    [0, 0, 1, 0, 0, 0]
+    """
     return thin_boundaries(label_boundaries(truth))
