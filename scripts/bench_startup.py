@@ -47,7 +47,8 @@ def timed_run(tree: Path, image: Path, out: Path, cache: Path) -> dict[str, floa
     env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CLI, "image", str(image), "-o", str(out), "-q"], env=env, check=True)
+    # Run in the tree: "python -c" puts the working directory first on sys.path.
+    subprocess.run([sys.executable, "-c", CLI, "image", str(image), "-o", str(out), "-q"], env=env, cwd=tree, check=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
