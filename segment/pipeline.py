@@ -494,7 +494,7 @@ def fit_image_model(
     else:
         sample = feats if len(flat) == len(feats) else feats[sampling.within_mask(flat, valid)]
     if histogram is None:
-        histogram = feature_histogram(pixels, spec, valid, sample_colours=sample[:, : spec.n_colour])
+        histogram = feature_histogram(pixels, spec, valid)
     return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram)
 
 
