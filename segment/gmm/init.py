@@ -105,7 +105,7 @@ def kmeans_centres(points: np.ndarray, weights: np.ndarray, n_components: int, r
         _lloyd(columns, weights, kmeans_plusplus_centres(points, weights, n_components, rng), LLOYD_ITER)
         for _ in range(N_SEEDINGS)
     ]
-    return min(runs, key=lambda centres: _assign(columns, weights, centres)[3])
+    return min(runs, key=lambda centres: _assign(columns, weights, centres)[2])
 
 
 def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
@@ -164,13 +164,12 @@ def _sequential_sum(values: np.ndarray) -> float:
     return float(np.cumsum(values)[-1]) if len(values) else 0.0
 
 
-def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Nearest centre of every point, with the weight, weighted sum of points and inertia of the centres.
+def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Assign every point to its nearest centre: the weight, weighted sum of points and inertia of the centres.
 
-    Returns ``nearest`` (N,), ``counts`` (K,), ``sums`` (K, D) and the
-    inertia (weighted sum of squared distances to the nearest centre). The
-    sums are taken in index order within ``LLOYD_BLOCKS`` blocks, then
-    added block after block.
+    Returns ``counts`` (K,), ``sums`` (K, D) and the inertia (weighted sum
+    of squared distances to the nearest centre). The sums are taken in
+    index order within ``LLOYD_BLOCKS`` blocks, then added block after block.
     """
     (D, N), K = columns.shape, len(centres)
     nearest, distance = _nearest(columns, centres)
@@ -183,7 +182,7 @@ def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tu
         axis=1,
     )
     inertia = float(_add_blocks(np.bincount(block, weights=weights * distance, minlength=LLOYD_BLOCKS)))
-    return nearest, counts, sums, inertia
+    return counts, sums, inertia
 
 
 def _add_blocks(per_block: np.ndarray) -> np.ndarray:
@@ -199,7 +198,7 @@ def _lloyd(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray, n_iter
     A cluster without weight keeps its centre.
     """
     for _ in range(n_iter):
-        _, counts, sums, _ = _assign(columns, weights, centres)
+        counts, sums, _ = _assign(columns, weights, centres)
         filled = counts > 0
         moved = centres.copy()
         moved[filled] = sums[filled] / counts[filled, None]
