@@ -66,7 +66,7 @@ from segment import SegmentConfig, features, segment_image  # noqa: E402
 from segment.gmm import GaussianMixture  # noqa: E402
 from segment.gmm.init import kmeans_plusplus  # noqa: E402
 from segment.metrics import rand_index  # noqa: E402
-from segment import sampling  # noqa: E402
+from segment import sampling, threads  # noqa: E402
 
 N_COMPONENTS = 8
 REG_COVAR = 1e-3
@@ -470,7 +470,7 @@ def machine() -> dict:
     return {
         "cpu": names[0] if names else cpu,
         "cores": os.cpu_count(),
-        "numba_threads": numba.get_num_threads(),
+        "kernel_threads": threads.available(),
         "python": platform.python_version(),
         "numba": numba.__version__,
         "numpy": np.__version__,
@@ -481,7 +481,7 @@ def machine() -> dict:
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, Numba {m['numba']} ({m['numba_threads']} threads), "
+        f"Machine: {m['cpu']}, {m['cores']} cores, Numba {m['numba']} ({m['kernel_threads']} kernel threads), "
         f"NumPy {m['numpy']}, scikit-learn {m['scikit-learn']}, Python {m['python']}.",
         "",
         f"EM per iteration, K = {N_COMPONENTS} full covariance, D = 5 (Lab + x, y), same initial parameters "

@@ -109,7 +109,8 @@ def fit_shared_model(
         Settings that do not fit the sample (more components than pixels).
     """
     from segment import io, sampling
-    from segment.pipeline import fit_model, numba_threads
+    from segment import threads
+    from segment.pipeline import fit_model
 
     cfg = config if config is not None else SegmentConfig()
     progress = progress if progress is not None else NullProgress()
@@ -145,11 +146,11 @@ def fit_shared_model(
     if not samples:
         return FitResult(model=None, images=0, pixels=0, failed=failed)
     sample = np.concatenate(samples)
-    with numba_threads(cfg.n_jobs):
+    with threads.limited(cfg.n_jobs):
         model = fit_model(sample, spec.n_colour, cfg)
     fitted_on: dict[str, Any] = {"images": len(samples), "pixels": int(len(sample))}
     if all_pixels:
-        with numba_threads(cfg.n_jobs):
+        with threads.limited(cfg.n_jobs):
             model = fit_all_pixels(model, used, cfg, client=client, progress=progress)
         fitted_on = {"images": len(samples), "pixels": n_pixels, "all_pixels": True, "passes": model.n_iter_}
     model.metadata_ = dict(model.metadata_, fitted_on=fitted_on, settings=cfg.to_dict())

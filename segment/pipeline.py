@@ -8,7 +8,6 @@ resolution (:mod:`segment.upscale`); the tiled path for huge scans
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import bias, hierarchy, io, merging, postprocess, preprocess, sampling, smoothing, upscale
+from segment import bias, hierarchy, io, merging, postprocess, preprocess, sampling, smoothing, threads, upscale
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
@@ -168,7 +167,7 @@ def segment_image(
         if part.bias is not None:
             part.bias = part.bias.resized((height, width))
             bands, spec = part.bias.correct(spec.unit(bands)), spec.for_working_copy((height, width))
-        with numba_threads(cfg.n_jobs):
+        with threads.limited(cfg.n_jobs):
             labels = upscale.refine_labels(part.regions, part.colours, bands, spec, cfg.smoothing)
         confidence = upscale.enlarge_rows(part.confidence, (height, width), 0, height)
         if part.hierarchy is not None:  # the leaves' boundaries placed at full resolution too
@@ -311,7 +310,7 @@ def label_image(
     field = corrected = None
     flat_labels = np.zeros(height * width, dtype=np.int32)
     flat_confidence = np.zeros(height * width, dtype=np.float32)
-    with numba_threads(cfg.n_jobs):
+    with threads.limited(cfg.n_jobs):
         fitted_here = model is None
         if len(feats) and model is None:
             model = fit_image_model(pixels, spec, valid, cfg, feats=feats, histogram=histogram)
@@ -725,19 +724,3 @@ def config_for_model(cfg: SegmentConfig, model: Mixture) -> SegmentConfig:
     meta = getattr(model, "metadata_", {}) or {}
     changes = {key: meta[key] for key in ("color_space", "position_weight") if key in meta}
     return cfg.replace(n_components=int(model.n_components), **changes)
-
-
-@contextlib.contextmanager
-def numba_threads(n_jobs: int | None):
-    """Run the enclosed Numba kernels on ``n_jobs`` threads (None: as configured), restored after."""
-    if n_jobs is None:
-        yield
-        return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)

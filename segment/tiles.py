@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, pipeline, render, sampling, upscale
+from segment import features, io, pipeline, render, sampling, threads, upscale
 from segment.config import SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import Mixture
@@ -410,7 +410,7 @@ def segment_tiled(
     transparent = pixels.ndim == 3 and pixels.shape[2] == 4 and not pixels[:, :, 3].all()
     rows_per_band = band_rows(pixels.shape, pixels.dtype.itemsize, cfg, budget)
     timer.lap("preprocess")
-    with pipeline.numba_threads(cfg.n_jobs):
+    with threads.limited(cfg.n_jobs):
         bands = _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, source)
         written = _write_bands(pixels, spec, cfg, bands, rows_per_band, outdir, stem, kinds, source, info)
         timer.lap("label" if bands.skipped is not None else "upscale")

@@ -142,3 +142,22 @@ def test_tiny_images_get_fewer_components_with_a_warning(shape):
         result = segment_image(image)
     assert result.labels.shape == shape and result.labels.min() >= 1
     assert result.model.n_components == len(np.unique(image))
+
+
+def test_n_jobs_limits_the_kernel_threads(monkeypatch, samples):
+    from segment import threads
+
+    counts = []
+    run_parts = threads.run_parts
+
+    def counting(*args, **kwargs):
+        counts.append(threads.count())
+        return run_parts(*args, **kwargs)
+
+    monkeypatch.setattr(threads, "available", lambda: 4)
+    monkeypatch.setattr(threads, "run_parts", counting)
+    segment_image(str(samples / "coffee.jpg"), n_jobs=1)
+    assert counts and set(counts) == {1}
+    counts.clear()
+    segment_image(str(samples / "coffee.jpg"))
+    assert set(counts) == {4}
