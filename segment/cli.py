@@ -265,12 +265,16 @@ def image_command(
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
+    from segment import precompile
     from segment.segment_file import file_pages, segment_file
 
     shared = _load_model(model)
     failures: list[ExitCode] = []
     done = 0
-    with _stopped_cleanly(lambda: f"{done} of {len(inputs)} file(s) done; run again to segment the rest"):
+    with (
+        precompile.region_kernels_in_background(config.mode),
+        _stopped_cleanly(lambda: f"{done} of {len(inputs)} file(s) done; run again to segment the rest"),
+    ):
         for path in inputs:
             for page, stem in file_pages(path):
                 with _reported_errors(path, failures):

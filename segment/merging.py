@@ -179,7 +179,7 @@ def merge_graph(labels: np.ndarray, colours: np.ndarray) -> RegionGraph:
     fine = edge_strength(colours)
     graph = RegionGraph(labels, np.stack([fine, coarse_edge_strength(colours)], axis=2))
     texture = np.bincount(graph.regions.ravel(), fine.ravel(), graph.n_regions)
-    histograms = region_histograms(graph.regions, graph.n_regions, colours, HISTOGRAM_BINS)
+    histograms = region_histograms(graph.regions, graph.n_regions, np.ascontiguousarray(colours), HISTOGRAM_BINS)
     graph.add_values(np.hstack([graph.region_sums(colours), texture[:, None], histograms]))
     return graph
 

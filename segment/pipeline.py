@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import bias, hierarchy, io, merging, postprocess, preprocess, sampling, smoothing, threads, upscale
+from segment import bias, hierarchy, io, merging, postprocess, precompile, preprocess, sampling, smoothing, threads, upscale
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
@@ -378,6 +378,7 @@ def label_regions(
     Also the merge hierarchy of the regions after morphology, when ``cfg.save``
     asks for it and regions are merged (None otherwise).
     """
+    precompile.wait()  # a first use may be compiling this stage's kernels in a second process
     height, width = labels.shape
     labels = postprocess.morphology(labels, cfg.opening_radius, cfg.closing_radius)
     tree = None
