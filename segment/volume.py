@@ -34,6 +34,7 @@ from segment.gmm import Mixture
 from segment.io.volume import VolumeInfo, read_volume, volume_stem, write_volume
 from segment.pipeline import correct_bias, fit_image_model, refit_with_prior, seed_of
 from segment.result import build_summary
+from segment.segment_file import FileResult
 
 __all__ = ["VolumeSegmentation", "segment_volume", "VOLUME_OUTPUTS"]
 
@@ -157,7 +158,7 @@ class VolumeSegmentation:
         stem = stem or (volume_stem(self.source) if self.source else "volume")
         info = self.info if self.info is not None else VolumeInfo(self.labels.shape, None, "tiff", self.spacing)
         protect = (Path(self.source),) if self.source else ()
-        paths = volume_output_paths(outdir, stem, kinds, info)
+        paths = volume_output_paths(outdir, stem, kinds, self.source if info.format == "nifti" else None)
         maps = {"labels": lambda: self.labels, "confidence": lambda: self.confidence, "bias": self._field_volume}
         for kind, path in paths.items():
             if kind in maps:
@@ -188,9 +189,19 @@ def volume_kinds(kinds: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ..
     return tuple(k for k in kinds if k in VOLUME_OUTPUTS), tuple(k for k in kinds if k not in VOLUME_OUTPUTS)
 
 
-def volume_output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], info: VolumeInfo) -> dict[str, Path]:
-    """Where each output of a volume goes: ``<stem>_<kind>.nii.gz`` (NIfTI) or ``.tif``, ``<stem>.json``."""
-    suffix = ".nii.gz" if info.format == "nifti" else ".tif"
+def volume_output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], source: str | os.PathLike | None) -> dict[str, Path]:
+    """Where each output of a volume goes: ``<stem>_<kind>`` + the input's suffix (.nii.gz, .nii; .tif for
+    a TIFF stack or an array), and ``<stem>.json``. Kinds a volume does not write are left out.
+
+    Examples
+    --------
+    >>> paths = volume_output_paths(Path("out"), "t1", ("labels", "overlay", "json"), "t1.nii.gz")
+    >>> [path.name for path in paths.values()]
+    ['t1_labels.nii.gz', 't1.json']
+    """
+    name = str(source or "").lower()
+    suffix = next((s for s in (".nii.gz", ".nii") if name.endswith(s)), ".tif")
+    kinds, _ = volume_kinds(kinds)
     return {kind: outdir / (f"{stem}.json" if kind == "json" else f"{stem}_{kind}{suffix}") for kind in kinds}
 
 
@@ -436,3 +447,63 @@ def warn_skipped(skipped: tuple[str, ...]) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def segment_volume_file(
+    source: str | os.PathLike,
+    outdir: str | os.PathLike,
+    config: SegmentConfig | None = None,
+    *,
+    stem: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+    thumbnails: tuple[Path, Path] | None = None,
+    summary_extra: dict[str, Any] | None = None,
+    mask: str | os.PathLike | None = None,
+) -> FileResult:
+    """Segment one volume file (NIfTI, TIFF stack) and write its outputs in its format; the JSON last.
+
+    The counterpart of :func:`segment.segment_file.segment_file` for volumes
+    (which calls it): ``config`` defaults to classes mode, ``mask`` is a
+    volume file of the same shape, output kinds a volume does not write
+    (pictures, polygons, hierarchy) are skipped with one warning unless they
+    are the defaults, and ``thumbnails`` shows the middle plane.
+
+    Raises
+    ------
+    ImageReadError, OutputError, ValueError
+        An unreadable volume or mask, a failed write, regions mode.
+    """
+    from segment.thumbnails import write_thumbnails
+
+    start = time.perf_counter()
+    cfg = volume_config(config, {})
+    kinds = cfg.save if kinds is None else tuple(kinds)
+    written, skipped = volume_kinds(kinds)
+    if skipped and tuple(k for k in kinds if k != "json") != tuple(k for k in SegmentConfig().save if k != "json"):
+        warn_skipped(skipped)
+    voxels, info = read_volume(source)
+    loaded = time.perf_counter() - start
+    mask_voxels = None
+    if mask is not None:
+        mask_voxels, _ = read_volume(mask)
+        if mask_voxels.shape[:3] != voxels.shape[:3]:
+            raise ValueError(f"mask {mask} has shape {mask_voxels.shape[:3]}, the volume {voxels.shape[:3]}")
+        mask_voxels = mask_voxels.reshape(mask_voxels.shape[:3] + (-1,))[..., 0]
+    result = segment_volume(voxels, config=cfg, channel_axis=-1 if voxels.ndim == 4 else None, mask=mask_voxels, spacing=info.spacing)
+    result.info, result.source = info, str(source)
+    result.timings["load"] = loaded
+    stem = stem or volume_stem(source)
+    paths = result.save(outdir, stem, tuple(k for k in written if k != "json"))
+    if thumbnails is not None:
+        middle = voxels.shape[0] // 2
+        write_thumbnails(io.as_image(voxels[middle]), result.labels[middle], *thumbnails)
+    summary = result.summary()
+    paths.update(volume_output_paths(Path(outdir), stem, ("json",) if "json" in written else (), source))
+    summary["outputs"] = {kind: path.name for kind, path in paths.items()}
+    summary.update(summary_extra or {})
+    if "json" in paths:
+        io.write_json(paths["json"], summary, protect=(Path(source),))
+    return FileResult(
+        summary=summary, paths=paths, n_components=int(result.model.n_components) if result.model is not None else 0,
+        n_labels=result.n_labels, pixels=int(result.labels.size), tiled=False, seconds=time.perf_counter() - start,
+    )

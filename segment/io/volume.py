@@ -139,7 +139,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, VolumeInfo]:
         raise ImageReadError(path, f"NIfTI of shape {data.shape} is {what}; segment reads one 3-D volume (extract one first, e.g. fslroi)")
     if data.dtype == np.float64:
         data = data.astype(np.float32)
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    zooms = tuple(round(float(z), 6) for z in image.header.get_zooms()[:3])
     zooms += (1.0,) * (3 - len(zooms))
     spacing = (zooms[2], zooms[1], zooms[0]) if all(z > 0 for z in zooms) else None
     volume = data.transpose(2, 1, 0)
