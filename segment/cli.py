@@ -406,13 +406,15 @@ def batch_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or table; print only errors.")] = False,
     config: SegmentConfig = _DEFAULT,
+    volume_config: Any = None,
 ) -> None:
     """Segment every image of a folder (tree): resumable, parallel, on Dask if asked.
 
     Outputs go to OUTDIR in the same sub-folders as their inputs; each page of a
     multi-page TIFF gives its own (name_p001, ...). An image whose outputs are
     complete, newer than the input and made with the same settings and model is
-    skipped, so an interrupted run can simply be started again. A failing image
+    skipped, so an interrupted run can simply be started again. Volumes (.nii,
+    .nii.gz; TIFF stacks with --volume) are segmented in 3D. A failing image
     never stops the batch: OUTDIR/summary.json and summary.csv list every image
     (status, seconds, components, pixels, error) and OUTDIR/index.html shows
     them all. One run at a time may write to OUTDIR; a second is refused.
@@ -421,14 +423,17 @@ def batch_command(
     or OUTDIR is unusable or in use; 2 usage error; 130 interrupted by Ctrl-C,
     143 by SIGTERM (the summary covers what finished).
     """
-    from segment.batch import BatchError, run_batch
+    from segment.batch import BatchError, find_images, run_batch
     from segment.progress import make_progress
+    from segment.segment_file import is_volume_file
 
     if scheduler and executor != Executor.dask:
         raise typer.BadParameter("needs --executor dask", param_hint="'--scheduler'")
     if not indir.is_dir():
         raise typer.BadParameter(f"{indir}: not a folder", param_hint="INDIR")
     shared = _load_model(model)
+    found = find_images(indir, patterns=patterns, recursive=recursive)
+    volume_settings = volume_config() if any(is_volume_file(path, config.volume) for path in found) else None
     progress = make_progress(quiet)
 
     def show(record) -> None:
@@ -454,6 +459,7 @@ def batch_command(
             on_record=show,
             timeout=timeout,
             trust_times=not check_content,
+            volume_config=volume_settings,
         )
     except BatchError as exc:
         report_error(str(exc))
