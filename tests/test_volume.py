@@ -190,7 +190,8 @@ def test_tiff_stack_with_volume_flag_keeps_resolution_and_spacing(tmp_path):
     volume, truth = scan(field=False)
     tifffile.imwrite(tmp_path / "stack.tif", np.clip(volume, 0, 255).astype(np.uint8), imagej=True, resolution=(2.0, 2.0),
                      metadata={"spacing": 1.5, "unit": "um", "axes": "ZYX"})
-    args = ["image", str(tmp_path / "stack.tif"), "--volume", "-k", "3", "--save", "labels,overlay,json", "-o", str(tmp_path / "out")]
+    kinds = "labels,confidence,bias,overlay,json"
+    args = ["image", str(tmp_path / "stack.tif"), "--volume", "-k", "3", "--save", kinds, "-o", str(tmp_path / "out")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "outputs overlay are not written for a volume" in result.output
@@ -202,6 +203,12 @@ def test_tiff_stack_with_volume_flag_keeps_resolution_and_spacing(tmp_path):
     assert (labels == truth).mean() >= 0.98
     summary = json.loads((tmp_path / "out" / "stack.json").read_text())
     assert summary["volume"]["spacing"] == [1.5, 0.5, 0.5]
+    assert sorted(summary["outputs"]) == ["bias", "confidence", "json", "labels"]
+    for kind in ("confidence", "bias"):
+        values = tifffile.imread(tmp_path / "out" / f"stack_{kind}.tif")
+        assert values.shape == truth.shape and values.dtype == np.float32
+    confidence = tifffile.imread(tmp_path / "out" / "stack_confidence.tif")
+    assert 0 < confidence.min() and confidence.max() <= 1 and np.median(confidence) > 0.9
 
 
 @pytest.mark.parametrize(
