@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "segment_image": "segment.pipeline",
     "Segmentation": "segment.result",
+    "segment_volume": "segment.volume",
+    "VolumeSegmentation": "segment.volume",
     "SegmentConfig": "segment.config",
     "GaussianMixture": "segment.gmm",
     "Mixture": "segment.gmm",

@@ -8,7 +8,8 @@ additive: ``log I = log J + log b``. :func:`fit_bias_field` alternates
 2. each class's mean (and variance) of the corrected log-intensities, per
    band, weighted by the posteriors;
 3. a weighted least-squares fit of the residual (log-intensity minus the
-   posterior-weighted class mean) by a polynomial in (x, y), each pixel
+   posterior-weighted class mean) by a polynomial in (x, y), or (x, y, z)
+   for a volume, each pixel
    weighted by its posterior-weighted inverse class variance, so that
    steady classes (paper, white matter) say more about the light than noisy
    ones;
@@ -16,8 +17,8 @@ additive: ``log I = log J + log b``. :func:`fit_bias_field` alternates
 
 until the field stops changing. The field is fitted on a sample of pixels
 and is a polynomial in coordinates scaled to [-1, 1], so it can be evaluated
-on any grid: the working copy it was fitted on, the full image, or a band of
-rows of it (:meth:`BiasField.rows`).
+on any grid: the working copy it was fitted on, the full image, a band of
+rows of it (:meth:`BiasField.rows`) or a plane of a volume (:meth:`BiasField.plane`).
 
 References
 ----------
@@ -31,6 +32,7 @@ algorithm", IEEE TMI 20(1), 2001.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -56,7 +58,7 @@ FLOOR = 0.5 / 255
 
 @dataclass(frozen=True)
 class BiasField:
-    """A multiplicative field per band: ``exp(polynomial(x, y))``.
+    """A multiplicative field per band: ``exp(polynomial(x, y))``, or ``exp(polynomial(x, y, z))`` in a volume.
 
     Attributes
     ----------
@@ -64,9 +66,10 @@ class BiasField:
         Polynomial coefficients per band, terms in :func:`polynomial_terms` order.
     degree : int
         Total degree of the polynomial.
-    shape : (int, int)
-        (H, W) of the grid the field spans (any grid of the same extent can
-        evaluate it: coordinates are scaled to [-1, 1]).
+    shape : (int, int) or (int, int, int)
+        (H, W) of the grid the field spans, or (Z, H, W) for a volume (any
+        grid of the same extent can evaluate it: coordinates are scaled to
+        [-1, 1]).
     """
 
     coefficients: np.ndarray
@@ -74,9 +77,9 @@ class BiasField:
     shape: tuple[int, int]
 
     @classmethod
-    def flat(cls, n_bands: int, shape: tuple[int, int], degree: int = DEGREE) -> "BiasField":
+    def flat(cls, n_bands: int, shape: tuple[int, ...], degree: int = DEGREE) -> "BiasField":
         """The field of even light (1 everywhere)."""
-        return cls(np.zeros((n_bands, n_terms(degree))), degree, tuple(shape))
+        return cls(np.zeros((n_bands, n_terms(degree, len(shape)))), degree, tuple(shape))
 
     @property
     def n_bands(self) -> int:
@@ -86,49 +89,78 @@ class BiasField:
         """The same field over a grid of ``shape`` (the same image at another size)."""
         return BiasField(self.coefficients, self.degree, tuple(shape))
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """The field on rows ``start:stop`` of its grid, ((stop - start), W, C) float32."""
-        height, width = self.shape
+    def rows(self, start: int, stop: int, plane: int | None = None) -> np.ndarray:
+        """The field on rows ``start:stop`` of its grid (of ``plane`` in a volume), ((stop - start), W, C) float32."""
+        height, width = self.shape[-2:]
         x = _unit_coordinate(np.arange(width), width)[None, :]
         y = _unit_coordinate(np.arange(start, stop), height)[:, None]
-        terms = polynomial_terms(x, y, self.degree)
+        z = None if plane is None else _unit_coordinate(np.array([plane]), self.shape[0])[:, None]
+        terms = polynomial_terms(x, y, self.degree, z)
         log_field = np.tensordot(terms, self.coefficients.T, axes=([0], [0]))
         return np.exp(log_field).astype(np.float32)
 
+    def plane(self, z: int) -> np.ndarray:
+        """The field on plane ``z`` of a volume's grid, (H, W, C) float32."""
+        return self.rows(0, self.shape[1], plane=z)
+
     def image(self) -> np.ndarray:
-        """The field on its whole grid, (H, W, C) float32."""
+        """The field on its whole grid, (H, W, C) float32, or (Z, H, W, C) for a volume."""
+        if len(self.shape) == 3:
+            return np.stack([self.plane(z) for z in range(self.shape[0])])
         return self.rows(0, self.shape[0])
 
     def correct(self, unit: np.ndarray) -> np.ndarray:
-        """``unit / field`` clipped to [0, 1], float32, the shape of ``unit`` ((H, W) or (H, W, C))."""
-        field = self.image()
-        out = np.divide(_as_bands(unit), field, dtype=np.float32)
+        """``unit / field`` clipped to [0, 1], float32, the shape of ``unit``.
+
+        ``unit`` is (H, W) or (H, W, C) for an image; for a volume, (Z, H, W)
+        or (Z, H, W, C), or its planes stacked, (Z * H, W[, C]). A volume is
+        corrected plane by plane, so the whole field is never held.
+        """
+        if len(self.shape) == 2:
+            out = np.divide(_as_bands(unit), self.image(), dtype=np.float32)
+            np.clip(out, 0.0, 1.0, out=out)
+            return out.reshape(unit.shape)
+        depth, height, width = self.shape
+        planes = unit.reshape(depth, height, width, -1)
+        out = np.empty(planes.shape, dtype=np.float32)
+        for z in range(depth):
+            np.divide(planes[z], self.plane(z), out=out[z], dtype=np.float32)
         np.clip(out, 0.0, 1.0, out=out)
         return out.reshape(unit.shape)
 
     def summary(self) -> dict:
         """Degree and the field's range per band, for the JSON summary."""
-        field = self.image()
+        if len(self.shape) == 3:
+            planes = [self.plane(z) for z in range(self.shape[0])]
+            low = np.min([plane.min(axis=(0, 1)) for plane in planes], axis=0)
+            high = np.max([plane.max(axis=(0, 1)) for plane in planes], axis=0)
+        else:
+            field = self.image()
+            low, high = field.min(axis=(0, 1)), field.max(axis=(0, 1))
         return {
             "degree": self.degree,
-            "min": [round(float(v), 4) for v in field.min(axis=(0, 1))],
-            "max": [round(float(v), 4) for v in field.max(axis=(0, 1))],
+            "min": [round(float(v), 4) for v in low],
+            "max": [round(float(v), 4) for v in high],
         }
 
 
-def n_terms(degree: int) -> int:
-    """Number of monomials x^i y^j with i + j <= ``degree``."""
-    return (degree + 1) * (degree + 2) // 2
+def n_terms(degree: int, n_coordinates: int = 2) -> int:
+    """Number of monomials x^i y^j (z^l) with i + j (+ l) <= ``degree``."""
+    return math.comb(degree + n_coordinates, n_coordinates)
 
 
-def polynomial_terms(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
-    """Monomials x^i y^j (i + j <= degree, by total degree) at the points ``x``, ``y``.
+def polynomial_terms(x: np.ndarray, y: np.ndarray, degree: int, z: np.ndarray | None = None) -> np.ndarray:
+    """Monomials x^i y^j (i + j <= degree), or x^i y^j z^l with ``z``, by total degree, at the given points.
 
     Parameters
     ----------
     x, y : ndarray
         Coordinates in [-1, 1], broadcast together: (N,) and (N,) for
         points, (1, W) and (H, 1) for a grid.
+    degree : int
+        Total degree.
+    z : ndarray, optional
+        A third coordinate (a volume's plane), broadcast with ``x`` and ``y``.
 
     Returns
     -------
@@ -138,13 +170,19 @@ def polynomial_terms(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
     --------
     >>> polynomial_terms(np.array([0.5]), np.array([-1.0]), 1).ravel().tolist()
     [1.0, 0.5, -1.0]
+    >>> polynomial_terms(np.array([0.5]), np.array([-1.0]), 1, np.array([2.0])).ravel().tolist()
+    [1.0, 0.5, -1.0, 2.0]
     """
-    out = np.empty((n_terms(degree), *np.broadcast_shapes(x.shape, y.shape)))
+    shapes = (x.shape, y.shape) if z is None else (x.shape, y.shape, z.shape)
+    out = np.empty((n_terms(degree, len(shapes)), *np.broadcast_shapes(*shapes)))
     term = 0
     for total in range(degree + 1):
-        for power_y in range(total + 1):
-            out[term] = x ** (total - power_y) * y**power_y
-            term += 1
+        for power_z in range(total + 1 if z is not None else 1):
+            for power_y in range(total - power_z + 1):
+                out[term] = x ** (total - power_z - power_y) * y**power_y
+                if power_z:
+                    out[term] *= z**power_z
+                term += 1
     return out
 
 
@@ -166,6 +204,7 @@ def fit_bias_field(
     refit: bool = True,
     degree: int = DEGREE,
     seed: int = 0,
+    shape: tuple[int, int, int] | None = None,
 ) -> tuple[BiasField, Mixture]:
     """Estimate the bias field of ``unit`` inside EM, alternating with the mixture's fit.
 
@@ -188,6 +227,9 @@ def fit_bias_field(
         Total degree of the polynomial.
     seed : int
         Seed of the pixel sample.
+    shape : (Z, H, W), optional
+        The grid of a volume whose planes ``unit`` stacks, (Z * H, W[, C]):
+        the field is then a polynomial in (x, y, z). None: ``spec.shape``.
 
     Returns
     -------
@@ -212,8 +254,10 @@ def fit_bias_field(
     rng = np.random.default_rng(seed)
     pixels = sampling.fit_sample(spec.shape, valid, FIT_PIXELS, rng)
     observed = np.log(np.maximum(bands.reshape(-1, bands.shape[2])[pixels], FLOOR).astype(np.float64))
-    field = BiasField.flat(bands.shape[2], spec.shape, degree)
-    terms = polynomial_terms(*_sample_coordinates(pixels, spec.shape), degree).T  # (N, P)
+    grid = tuple(spec.shape if shape is None else shape)
+    field = BiasField.flat(bands.shape[2], grid, degree)
+    x, y, *z = _sample_coordinates(pixels, grid)
+    terms = polynomial_terms(x, y, degree, *z).T  # (N, P)
     log_field = np.zeros_like(observed)
     for _ in range(MAX_ROUNDS):
         corrected = np.exp(observed - log_field)
@@ -225,7 +269,7 @@ def fit_bias_field(
         new_log_field -= shift
         change = float(np.abs(new_log_field - log_field).max())
         log_field = new_log_field
-        field = BiasField(coefficients, degree, tuple(spec.shape))
+        field = BiasField(coefficients, degree, grid)
         if refit:
             model = _continue_em(model, _sample_features(np.exp(observed - log_field), pixels, spec))
         if change < FIELD_TOL:
@@ -246,9 +290,14 @@ def _continue_em(model: Mixture, features: np.ndarray) -> Mixture:
     return refit
 
 
-def _sample_coordinates(pixels: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), shape[1])
-    return _unit_coordinate(cols, shape[1]), _unit_coordinate(rows, shape[0])
+def _sample_coordinates(pixels: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """(x, y) of flat pixel indices into an (H, W) grid, or (x, y, z) into a (Z, H, W) one, scaled to [-1, 1]."""
+    rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), shape[-1])
+    x = _unit_coordinate(cols, shape[-1])
+    if len(shape) == 2:
+        return x, _unit_coordinate(rows, shape[0])
+    planes, rows = np.divmod(rows, shape[1])
+    return x, _unit_coordinate(rows, shape[1]), _unit_coordinate(planes, shape[0])
 
 
 def _sample_features(corrected: np.ndarray, pixels: np.ndarray, spec: FeatureSpec) -> np.ndarray:

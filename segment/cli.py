@@ -74,9 +74,9 @@ def _by_mode(name: str) -> str:
 
 # (config field, annotation, default, flags, help, panel)
 _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
-    ("mode", Mode, Mode(_DEFAULT.mode), ("--mode",),
+    ("mode", Optional[Mode], None, ("--mode",),
      "regions: the regions a person would outline; classes: per-pixel classes (ink/paper, tissues), "
-     "ids by mean luminance, bias-field corrected.", _MODEL_PANEL),
+     "ids by mean luminance, bias-field corrected (default: regions for images, classes for volumes).", _MODEL_PANEL),
     ("n_components", str, str(_DEFAULT.n_components), ("-k", "--components"),
      "Number of mixture components, or 'auto' (lowest BIC).", _MODEL_PANEL),
     ("color_space", ColorSpace, ColorSpace(_DEFAULT.color_space), ("--color-space",),
@@ -112,6 +112,8 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
     ("level", Optional[int], _DEFAULT.level, ("--level",),
      "Pyramid level of a pyramidal/whole-slide TIFF (0 = full resolution).", _IMAGE_PANEL),
     ("dpi", float, _DEFAULT.dpi, ("--dpi",), "Resolution at which PDF pages are rendered.", _IMAGE_PANEL),
+    ("volume", bool, _DEFAULT.volume, ("--volume",),
+     "Read a multi-page TIFF as one (Z, H, W) volume instead of pages (NIfTI .nii/.nii.gz always is).", _IMAGE_PANEL),
     ("max_side", Optional[int], _DEFAULT.max_side, ("--max-side",), "Downscale so the longer side is at most this.", _IMAGE_PANEL),
     ("denoise", Denoise, Denoise(_DEFAULT.denoise), ("--denoise",), "Pre-filter before features.", _IMAGE_PANEL),
     ("denoise_size", int, _DEFAULT.denoise_size, ("--denoise-size",), "Pre-filter kernel diameter (odd).", _IMAGE_PANEL),
@@ -164,7 +166,13 @@ def build_config(**values: Any) -> SegmentConfig:
 
 
 def with_config_options(command):
-    """Add every SegmentConfig option to a Typer command, passed in as ``config``."""
+    """Add every SegmentConfig option to a Typer command, passed in as ``config``.
+
+    A command with a ``volume_config`` parameter also gets a function that
+    builds the settings of volumes: the same options, in classes mode unless
+    ``--mode`` says otherwise (built on first use, so that options that only
+    a volume refuses do not stop a run of images).
+    """
     signature = inspect.signature(command, eval_str=True)
     extra = [
         inspect.Parameter(
@@ -175,12 +183,14 @@ def with_config_options(command):
         )
         for name, annotation, default, flags, help_text, panel in _CONFIG_OPTIONS
     ]
-    own = [p for p in signature.parameters.values() if p.name != "config"]
+    own = [p for p in signature.parameters.values() if p.name not in ("config", "volume_config")]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name, *_ in _CONFIG_OPTIONS}
-        return command(config=build_config(**values), **kwargs)
+        if "volume_config" in signature.parameters:
+            kwargs["volume_config"] = functools.partial(build_config, **{**values, "mode": values["mode"] or "classes"})
+        return command(config=build_config(**{**values, "mode": values["mode"] or _DEFAULT.mode}), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)
     wrapper.__annotations__ = {}  # Typer reads the signature above instead
@@ -254,27 +264,31 @@ def image_command(
         ),
     ] = None,
     config: SegmentConfig = _DEFAULT,
+    volume_config: Any = None,
 ) -> None:
     """Segment one or more images; write label map, pictures and a JSON summary per image.
 
     Each page of a multi-page TIFF gives its own outputs (name_p001, ...).
+    A NIfTI volume (.nii, .nii.gz), or a TIFF stack with --volume, is
+    segmented in 3D in classes mode; its labels are written in its format.
 
     Exit code 0 when every image succeeded, 1 when any failed, 2 on a usage error.
     """
-    stems = [path.stem for path in inputs]
+    from segment.segment_file import file_pages, is_volume_file, segment_file
+
+    stems = [path.name.split(".")[0] if is_volume_file(path, config.volume) else path.stem for path in inputs]
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
-    from segment.segment_file import file_pages, segment_file
-
     shared = _load_model(model)
     failures: list[ExitCode] = []
     done = 0
     with _stopped_cleanly(lambda: f"{done} of {len(inputs)} file(s) done; run again to segment the rest"):
         for path in inputs:
-            for page, stem in file_pages(path):
+            settings = volume_config() if is_volume_file(path, config.volume) else config
+            for page, stem in file_pages(path, config.volume):
                 with _reported_errors(path, failures):
-                    result = segment_file(path, outdir, config, model=shared, page=page, stem=stem, mask=mask)
+                    result = segment_file(path, outdir, settings, model=shared, page=page, stem=stem, mask=mask)
                     if not quiet:
                         how = ", in row bands" if result.tiled else ""
                         typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")
@@ -392,13 +406,15 @@ def batch_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or table; print only errors.")] = False,
     config: SegmentConfig = _DEFAULT,
+    volume_config: Any = None,
 ) -> None:
     """Segment every image of a folder (tree): resumable, parallel, on Dask if asked.
 
     Outputs go to OUTDIR in the same sub-folders as their inputs; each page of a
     multi-page TIFF gives its own (name_p001, ...). An image whose outputs are
     complete, newer than the input and made with the same settings and model is
-    skipped, so an interrupted run can simply be started again. A failing image
+    skipped, so an interrupted run can simply be started again. Volumes (.nii,
+    .nii.gz; TIFF stacks with --volume) are segmented in 3D. A failing image
     never stops the batch: OUTDIR/summary.json and summary.csv list every image
     (status, seconds, components, pixels, error) and OUTDIR/index.html shows
     them all. One run at a time may write to OUTDIR; a second is refused.
@@ -407,14 +423,17 @@ def batch_command(
     or OUTDIR is unusable or in use; 2 usage error; 130 interrupted by Ctrl-C,
     143 by SIGTERM (the summary covers what finished).
     """
-    from segment.batch import BatchError, run_batch
+    from segment.batch import BatchError, find_images, run_batch
     from segment.progress import make_progress
+    from segment.segment_file import is_volume_file
 
     if scheduler and executor != Executor.dask:
         raise typer.BadParameter("needs --executor dask", param_hint="'--scheduler'")
     if not indir.is_dir():
         raise typer.BadParameter(f"{indir}: not a folder", param_hint="INDIR")
     shared = _load_model(model)
+    found = find_images(indir, patterns=patterns, recursive=recursive)
+    volume_settings = volume_config() if any(is_volume_file(path, config.volume) for path in found) else None
     progress = make_progress(quiet)
 
     def show(record) -> None:
@@ -440,6 +459,7 @@ def batch_command(
             on_record=show,
             timeout=timeout,
             trust_times=not check_content,
+            volume_config=volume_settings,
         )
     except BatchError as exc:
         report_error(str(exc))

@@ -35,7 +35,7 @@ AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
 IMAGE_SUFFIXES = (
     ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".btf", ".svs", ".bmp", ".webp", ".gif",
-    ".jp2", ".j2k", ".jpf", ".jpx", ".pgm", ".ppm", ".pbm", ".pnm", ".pdf",
+    ".jp2", ".j2k", ".jpf", ".jpx", ".pgm", ".ppm", ".pbm", ".pnm", ".pdf", ".nii", ".nii.gz",
 )
 # Smallest working copy for the spatial steps (a 100 x 100 image).
 MIN_WORK_PIXELS = 10_000
@@ -166,6 +166,10 @@ class SegmentConfig:
         files (0 = full resolution, the default).
     dpi : float
         Resolution at which PDF pages are rendered.
+    volume : bool
+        Read a multi-page (ZYX) TIFF as one (Z, H, W) volume, segmented by
+        :func:`segment.segment_volume`, instead of page by page. NIfTI files
+        (.nii, .nii.gz) are always volumes.
     save : tuple of str
         Outputs written by ``Segmentation.save``: any of "labels", "color",
         "overlay", "confidence", "json", "regions" (a CSV row per label),
@@ -235,6 +239,7 @@ class SegmentConfig:
     nodata: float | None = None
     level: int | None = None
     dpi: float = 300.0
+    volume: bool = False
     save: tuple[str, ...] = field(default=("labels", "color", "overlay", "json"))
     label_format: str = "auto"
     confidence_format: str = "npy"

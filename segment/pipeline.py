@@ -334,7 +334,7 @@ def label_image(
             grid = flat_labels.reshape(height, width), flat_confidence.reshape(height, width)
             smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid, update_confidence=not fitted_here)
             if fitted_here:  # HMRF-EM: refit under the prior of these labels, then label and smooth again
-                model = _refit_with_prior(model, feats, grid[0], valid, cfg)
+                model = refit_with_prior(model, feats, grid[0], valid, cfg)
                 label_pixels()
                 smoothing.smooth_labels(model, feats, *grid, cfg.smoothing, valid=valid)
             lap("smooth")
@@ -354,15 +354,24 @@ def label_image(
 
 
 def correct_bias(
-    model: Mixture, pixels: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None, seed: int, *, refit: bool
+    model: Mixture,
+    pixels: np.ndarray,
+    spec: FeatureSpec,
+    valid: np.ndarray | None,
+    seed: int,
+    *,
+    refit: bool,
+    grid: tuple[int, int, int] | None = None,
 ) -> tuple[bias.BiasField, Mixture, np.ndarray, np.ndarray]:
     """Fit the bias field of ``pixels`` inside EM (:func:`segment.bias.fit_bias_field`) and correct them.
 
-    Returns the field, the mixture (refitted and ordered with ``refit``),
-    the corrected image in unit values and the features of its valid pixels.
+    ``grid`` (Z, H, W) says that ``pixels`` are a volume's planes stacked,
+    (Z * H, W[, C]): the field is then 3D. Returns the field, the mixture
+    (refitted and ordered with ``refit``), the corrected image in unit values
+    and the features of its valid pixels.
     """
     unit, unit_spec = spec.unit(pixels), spec.for_working_copy(spec.shape)
-    field, model = bias.fit_bias_field(model, unit, unit_spec, valid, refit=refit, seed=seed)
+    field, model = bias.fit_bias_field(model, unit, unit_spec, valid, refit=refit, seed=seed, shape=grid)
     if refit:
         order_components(model)
     corrected = field.correct(unit)
@@ -552,18 +561,25 @@ def _fit_coarse_to_fine(n_components: int, sample: np.ndarray, cfg: SegmentConfi
     return model.fit(sample)
 
 
-def _refit_with_prior(
-    model: Mixture, feats: np.ndarray, labels: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig
+def refit_with_prior(
+    model: Mixture,
+    feats: np.ndarray,
+    labels: np.ndarray,
+    valid: np.ndarray | None,
+    cfg: SegmentConfig,
+    neighbourhood: smoothing.Neighbourhood = smoothing.PLANE,
 ) -> Mixture:
     """HMRF-EM: refit ``model`` with every pixel's Potts prior from its neighbours' (smoothed) labels.
 
     EM restarts from the fitted parameters on the same fit sample, for at
     most ``SMOOTHING_REFIT_ITER`` iterations. Components move towards the
-    spatially coherent classes instead of explaining speckle.
+    spatially coherent classes instead of explaining speckle. ``labels``
+    is (H, W), or (Z, H, W) for a volume with its ``neighbourhood``.
     """
-    pixels = sampling.fit_sample(labels.shape, valid, cfg.fit_sample, np.random.default_rng(cfg.seed))
+    plane_rows = labels.reshape(-1, labels.shape[-1]).shape  # a volume's planes stacked, as its features are
+    pixels = sampling.fit_sample(plane_rows, valid, cfg.fit_sample, np.random.default_rng(cfg.seed))
     rows = sampling.within_mask(pixels, valid)
-    prior = smoothing.potts_log_prior(labels, pixels, cfg.smoothing, model.n_components)
+    prior = smoothing.potts_log_prior(labels, pixels, cfg.smoothing, model.n_components, neighbourhood)
     refit = _new_model(model.n_components, cfg.replace(max_iter=min(cfg.max_iter, SMOOTHING_REFIT_ITER)))
     refit.weights_init, refit.means_init, refit.precisions_init = model.weights_, model.means_, model.precisions_
     with warnings.catch_warnings():

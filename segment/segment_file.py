@@ -3,8 +3,9 @@
 :func:`segment_file` loads the image, segments it in memory or, when it would
 not fit the memory budget, in row bands (:mod:`segment.tiles`), and writes
 the outputs with the JSON summary last. :func:`file_pages` names the images
-of a file (one per page). A batch (:mod:`segment.batch`) runs the same
-function once per image.
+of a file (one per page). A volume (a NIfTI file, or a TIFF stack with
+``config.volume``) goes to :func:`segment.volume.segment_volume_file`. A batch
+(:mod:`segment.batch`) runs the same function once per image.
 
 This module imports only the standard library at the top (NumPy and Numba
 load on first use), so that batch worker processes can size their thread
@@ -36,16 +37,33 @@ def page_stem(base: str, page: int | None) -> str:
     return base if page is None else f"{base}_p{page + 1:03d}"
 
 
-def file_pages(path: str | os.PathLike) -> list[tuple[int | None, str]]:
+def is_volume_file(path: str | os.PathLike, volume: bool = False) -> bool:
+    """Whether ``path`` is segmented as a 3D volume: a NIfTI file, or with ``volume`` a TIFF.
+
+    Examples
+    --------
+    >>> is_volume_file("t1.nii.gz"), is_volume_file("stack.tif"), is_volume_file("stack.tif", volume=True)
+    (True, False, True)
+    """
+    name = str(path).lower()
+    return name.endswith((".nii", ".nii.gz")) or (volume and name.endswith((".tif", ".tiff")))
+
+
+def file_pages(path: str | os.PathLike, volume: bool = False) -> list[tuple[int | None, str]]:
     """(page, output stem) of each image in a file: one per page of a multi-page TIFF.
 
     A single image (or an unreadable file, a pipe or a device, whose error
     comes when it is segmented) gives ``[(None, stem)]``; pages give stems
-    ``name_p001``, ...
+    ``name_p001``, ... A volume (:func:`is_volume_file`) is one item, its
+    stem the name without .nii.gz.
     """
     from segment import io
 
     path = Path(path)
+    if is_volume_file(path, volume):
+        from segment.io.volume import volume_stem
+
+        return [(None, volume_stem(path))]
     if not path.is_file():  # a pipe or device can be read once only: by the worker that segments it
         return [(None, path.stem)]
     try:
@@ -138,6 +156,14 @@ def segment_file(
     ImageReadError, OutputError, ValueError
         As :func:`segment.segment_image` and :func:`segment.save_segmentation`.
     """
+    if is_volume_file(source, config is not None and config.volume):
+        from segment.volume import segment_volume_file
+
+        if model is not None:
+            raise ValueError("a shared model (--model) is not available for volumes")
+        return segment_volume_file(
+            source, outdir, config, stem=stem, kinds=kinds, thumbnails=thumbnails, summary_extra=summary_extra, mask=mask
+        )
     from segment import io, tiles
     from segment.outputs import label_format_for, output_paths, save_segmentation
     from segment.pipeline import segment_image
@@ -197,3 +223,18 @@ def segment_file(
         tiled=is_tiled,
         seconds=time.perf_counter() - start,
     )
+
+
+def planned_outputs(
+    source: str | os.PathLike, outdir: str | os.PathLike, stem: str, kinds: tuple[str, ...], config: SegmentConfig
+) -> dict[str, Path]:
+    """Output kind -> path that :func:`segment_file` writes for ``source`` (an image or a volume)."""
+    from segment.io import is_georeferenced
+    from segment.outputs import label_format_for, output_paths
+
+    if is_volume_file(source, config.volume):
+        from segment.volume import volume_output_paths
+
+        return volume_output_paths(Path(outdir), stem, kinds, source)
+    label_format = label_format_for(config.label_format, is_georeferenced(source))
+    return output_paths(Path(outdir), stem, kinds, config.confidence_format, label_format)

@@ -128,6 +128,7 @@ def discover(
     *,
     patterns: Sequence[str] | None = None,
     recursive: bool = False,
+    volume: bool = False,
 ) -> list[BatchItem]:
     """The images of a batch and where their outputs go.
 
@@ -143,6 +144,8 @@ def discover(
         is not searched.
     patterns, recursive
         See :func:`find_images`.
+    volume : bool
+        TIFFs are volumes (one item each), as NIfTI files always are.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def discover(
     items: list[BatchItem] = []
     for path in files:
         relative = path.relative_to(indir_path)
-        for page, stem in file_pages(path):  # an unreadable file is one item; its task reports the error
+        for page, stem in file_pages(path, volume):  # an unreadable file is one item; its task reports the error
             items.append(
                 BatchItem(
                     source=path,

@@ -27,6 +27,7 @@ from segment.batch.signals import signal_of
 from segment.batch.summary import BatchResult, write_summary
 from segment.batch.task import ImageRecord, ImageTask, record_for
 from segment.config import SegmentConfig
+from segment.segment_file import is_volume_file
 
 if TYPE_CHECKING:
     from segment.gmm import Mixture
@@ -49,6 +50,7 @@ def run_batch(
     on_record: Callable[[ImageRecord], None] | None = None,
     timeout: float | None = None,
     trust_times: bool = True,
+    volume_config: SegmentConfig | None = None,
 ) -> BatchResult:
     """Segment every image of a folder (tree) into a mirrored output tree.
 
@@ -93,6 +95,10 @@ def run_batch(
         Take an input whose size and modification time equal those recorded
         with its outputs as unchanged; False compares the content (SHA-256)
         of every input, for filesystems whose times cannot be trusted.
+    volume_config : SegmentConfig, optional
+        Settings of the volumes among the inputs (NIfTI files; TIFF stacks
+        with ``config.volume``), which run in classes mode; default:
+        ``config`` in classes mode.
 
     Returns
     -------
@@ -122,15 +128,21 @@ def run_batch(
     root = Path(outdir).absolute()
     if root.resolve() == Path(indir).resolve():
         raise BatchError(f"{outdir}: the output folder must differ from the input folder")
-    items = discover(indir, root, patterns=patterns, recursive=recursive)
+    items = discover(indir, root, patterns=patterns, recursive=recursive, volume=cfg.volume)
+    volume_cfg = volume_config if volume_config is not None else cfg.replace(mode="classes")
     with OutputLock(root) as lock:
         sweep_temporary_files(root)
         workers = max(1, workers or available_cores())
         threads = max(1, available_cores() // workers)
         digest = settings_digest(cfg, model)  # thread counts are not part of it
+        volume_digest = settings_digest(volume_cfg, model)
+
+        def digest_of(item: BatchItem) -> str:
+            return volume_digest if is_volume_file(item.source, cfg.volume) else digest
+
         # On a Dask cluster each worker knows its own memory limit; see task_budget.
         budget = tiles.memory_budget(cfg, workers=workers) if executor == "local" or cfg.max_memory else None
-        records = {} if overwrite else _up_to_date(items, root, digest, trust_times)
+        records = {} if overwrite else _up_to_date(items, root, digest_of, trust_times)
         if on_record is not None:
             for record in records.values():
                 on_record(record)
@@ -138,7 +150,11 @@ def run_batch(
         mode = choose_mode(executor, workers, len(todo), timeout)
         if cfg.n_jobs is None and mode != "serial" and not scheduler:
             cfg = cfg.replace(n_jobs=threads)  # workers x threads = the cores
-        tasks = [ImageTask(items[i], root, cfg, model, digest, budget) for i in todo]
+            volume_cfg = volume_cfg.replace(n_jobs=threads)
+        tasks = [
+            ImageTask(items[i], root, volume_cfg if is_volume_file(items[i].source, cfg.volume) else cfg, model, digest_of(items[i]), budget)
+            for i in todo
+        ]
 
         def finished(task_index: int, record: ImageRecord) -> None:
             records[todo[task_index]] = record
@@ -178,11 +194,13 @@ def run_batch(
     return result
 
 
-def _up_to_date(items: list[BatchItem], root: Path, digest: str, trust_times: bool) -> dict[int, ImageRecord]:
+def _up_to_date(
+    items: list[BatchItem], root: Path, digest_of: Callable[[BatchItem], str], trust_times: bool
+) -> dict[int, ImageRecord]:
     """The "skipped" records of the images whose outputs are complete and current, by index."""
     records = {}
     for index, item in enumerate(items):
-        stored = completed_record(item, digest, trust_times=trust_times)
+        stored = completed_record(item, digest_of(item), trust_times=trust_times)
         if stored is not None:
             records[index] = skipped_record(item, root, stored)
     return records

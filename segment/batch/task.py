@@ -26,7 +26,7 @@ from typing import Any
 from segment.batch.discover import BatchItem
 from segment.batch.fingerprint import fingerprint, unchanged_since
 from segment.config import SegmentConfig
-from segment.segment_file import segment_file
+from segment.segment_file import planned_outputs, segment_file
 
 THUMBNAIL_DIR = "thumbnails"
 SUMMARY_FIELDS = (
@@ -153,11 +153,7 @@ def _process(task: ImageTask, thumbnails: tuple[Path, Path], kinds: tuple[str, .
     item, root = task.item, task.root
     source = fingerprint(item.source)  # before the image is read: see segment.batch.fingerprint
     try:
-        from segment.io import is_georeferenced
-        from segment.outputs import label_format_for, output_paths
-
-        label_format = label_format_for(task.config.label_format, is_georeferenced(item.source))
-        files = [p.name for p in output_paths(item.outdir, item.stem, kinds, task.config.confidence_format, label_format).values()]
+        files = [p.name for p in planned_outputs(item.source, item.outdir, item.stem, kinds, task.config).values()]
         files += [os.path.relpath(p, item.outdir) for p in thumbnails]
         extra = {
             "batch": {
