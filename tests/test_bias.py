@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import tifffile
 from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
@@ -114,18 +115,25 @@ def test_bias_on_working_copy_saved_at_full_size(tmp_path):
     assert summary["working_shape"] is not None and summary["bias_field"]["degree"] == 3
 
 
-def test_bias_band_by_band_as_in_memory(tmp_path):
-    """Forced tiling fits the field on the working copy and labels bands of the corrected image, as in memory."""
+@pytest.mark.parametrize("steps", [{}, {"smoothing": 0.0, "min_size": 0}], ids=["spatial", "per-pixel"])
+def test_bias_band_by_band_as_in_memory(tmp_path, steps):
+    """Forced tiling fits the field on the working copy and labels bands of the corrected image, as in memory.
+
+    With spatial steps the working copy is the in-memory pipeline's; without
+    them the in-memory pipeline fits the field on the full image, the band
+    path on a working copy.
+    """
     rng = np.random.default_rng(3)
     truth = checkerboard(240, 200, 3, cell=10)
     field = quadratic_field(240, 200, 0.3, -0.25, 0.15)
     image = np.clip(np.array([60.0, 120.0, 180.0])[truth] * field + rng.normal(0, 4, truth.shape), 0, 255)
     image = image.astype(np.uint8)
-    cfg = segment.SegmentConfig(mode="classes", n_components=3, work_pixels=12_000, save=("labels", "bias", "json"))
+    cfg = segment.SegmentConfig(mode="classes", n_components=3, work_pixels=12_000, save=("labels", "bias", "json"), **steps)
     budget = 200 * 2**20 + 2**19  # half a MB above the baseline: bands of 26 rows
     tiled = tiles.segment_tiled(image, cfg, tmp_path, "scan", budget=budget)
     memory = segment.segment_image(image, cfg)
-    assert tiled.summary["tiling"]["bands"] >= 4 and tiled.summary["working_shape"] is not None
+    assert tiled.summary["tiling"]["bands"] >= 4
+    assert tiled.summary["working_shape"] == (None if steps else list(memory.working_shape))
     saved = tifffile.imread(tmp_path / "scan_bias.tif")
     assert saved.shape == (240, 200) and saved.dtype == np.float32
     in_memory = memory.bias_field.image()[:, :, 0]
