@@ -276,7 +276,7 @@ class TiffStream(_Stream):
     """
 
     def __init__(
-        self, path: Path, shape: tuple[int, int], dtype: np.dtype, protect: tuple[Path, ...] = (),
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, protect: tuple[Path, ...] = (),
         info: io.ImageInfo | None = None, nodata: float | None = None,
     ) -> None:
         super().__init__(path, protect)
@@ -291,6 +291,8 @@ class TiffStream(_Stream):
             options["extratags"] = geotiff_extratags(info.georeference, nodata)
             if info.georeference is None and info.dpi is not None:
                 options.update(resolution=info.dpi, resolutionunit="INCH")
+        if len(shape) == 3:  # bands as samples of one page, as segment.io.write_tiff stores them
+            options.update(photometric="minisblack", planarconfig="contig")
         mapped = tifffile.memmap(self.tmp, shape=shape, dtype=dtype, bigtiff=True, **options)
         del mapped
         self.row = 0
@@ -627,9 +629,10 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
                 streams["overlay"].write_rows(display)
             if "confidence" in streams:
                 streams["confidence"].write_rows(confidence)
-            if "bias" in streams:
-                rows = bands.field.rows(start, stop)
-                streams["bias"].write_rows(rows[:, :, 0] if rows.shape[2] == 1 else rows)
+            if "bias" in streams:  # half a band at a time, as corrected_copy evaluates it
+                for first, last in upscale.band_starts(stop - start, max(1, (stop - start) // 2)):
+                    rows = bands.field.rows(start + first, start + last)
+                    streams["bias"].write_rows(rows[:, :, 0] if rows.shape[2] == 1 else rows)
             del extended, labels, confidence, display
         for stream in streams.values():
             stream.commit()

@@ -144,3 +144,19 @@ def test_bias_band_by_band_as_in_memory(tmp_path, steps):
     assert (labels == truth + 1).mean() >= 0.98
     summary = json.loads((tmp_path / "scan.json").read_text())
     assert summary["bias_field"]["degree"] == 3 and summary["settings"]["bias"] is True
+
+
+def test_colour_bias_band_by_band_saved_per_band(tmp_path):
+    """An RGB scan under a different field per band: the tiled path writes (H, W, 3), as in memory."""
+    rng = np.random.default_rng(4)
+    truth = checkerboard(200, 150, 2)
+    fields = np.stack([quadratic_field(200, 150, *abc) for abc in ((0.3, 0.2, 0.0), (0.2, -0.2, 0.1), (0.1, 0.3, -0.1))], axis=2)
+    image = np.clip(np.array([[70, 60, 50], [230, 220, 190]], float)[truth] * fields + rng.normal(0, 3, fields.shape), 0, 255)
+    cfg = segment.SegmentConfig(mode="classes", n_components=2, work_pixels=10_000, save=("labels", "bias"))
+    tiled = tiles.segment_tiled(image.astype(np.uint8), cfg, tmp_path, "page", budget=200 * 2**20 + 2**19)
+    memory = segment.segment_image(image.astype(np.uint8), cfg)
+    saved = tifffile.imread(tmp_path / "page_bias.tif")
+    assert tiled.summary["tiling"]["bands"] >= 4 and saved.shape == (200, 150, 3) and saved.dtype == np.float32
+    assert np.abs(saved / memory.bias_field.image() - 1).max() < 0.01
+    labels = cv2.imread(str(tmp_path / "page_labels.png"), cv2.IMREAD_UNCHANGED).astype(np.int32)
+    assert (labels == truth + 1).mean() >= 0.99
