@@ -160,3 +160,11 @@ def test_colour_bias_band_by_band_saved_per_band(tmp_path):
     assert np.abs(saved / memory.bias_field.image() - 1).max() < 0.01
     labels = cv2.imread(str(tmp_path / "page_labels.png"), cv2.IMREAD_UNCHANGED).astype(np.int32)
     assert (labels == truth + 1).mean() >= 0.99
+
+
+def test_bias_refused_band_by_band_only_with_transparent_pixels(tmp_path):
+    image = np.full((64, 64, 4), 128, np.uint8)
+    image[:8, :8, 3] = 0
+    with pytest.raises(ValueError, match="bias correction of an image with transparent pixels is not available for an image above"):
+        tiles.segment_tiled(image, segment.SegmentConfig(mode="classes"), tmp_path, "scan", budget=2**24)
+    assert list(tmp_path.iterdir()) == []
