@@ -127,6 +127,7 @@ def corrupted(brain: Brain, amplitude: float, noise: float, seed: int) -> np.nda
 def by_segment(volume, mask, spacing, settings):
     import segment
 
+    # nibabel's (x, y, z) axes taken as (Z, H, W): with isotropic voxels their names do not matter.
     return segment.segment_volume(volume, mask=mask, spacing=spacing, n_components=3, **settings).labels
 
 
