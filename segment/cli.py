@@ -165,13 +165,35 @@ def build_config(**values: Any) -> SegmentConfig:
         raise typer.BadParameter(str(exc), param_hint=f"'{_FLAG_OF.get(field, field)}'") from None
 
 
+class Settings:
+    """The settings the options give for images (regions mode unless ``--mode``) and for volumes (classes
+    mode unless ``--mode``), each built on first use: a value that only one of them refuses (``--save bias``
+    in regions mode, ``--merge-cost 1`` in classes mode) stops only the inputs that need it."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.volume = bool(values["volume"])
+
+    @functools.cached_property
+    def images(self) -> SegmentConfig:
+        return build_config(**{**self.values, "mode": self.values["mode"] or _DEFAULT.mode})
+
+    @functools.cached_property
+    def volumes(self) -> SegmentConfig:
+        return build_config(**{**self.values, "mode": self.values["mode"] or "classes"})
+
+    def for_path(self, path: Path) -> SegmentConfig:
+        """The settings of the input ``path``: a volume's or an image's."""
+        from segment.segment_file import is_volume_file
+
+        return self.volumes if is_volume_file(path, self.volume) else self.images
+
+
 def with_config_options(command):
     """Add every SegmentConfig option to a Typer command, passed in as ``config``.
 
-    A command with a ``volume_config`` parameter also gets a function that
-    builds the settings of volumes: the same options, in classes mode unless
-    ``--mode`` says otherwise (built on first use, so that options that only
-    a volume refuses do not stop a run of images).
+    A command that takes ``settings`` instead gets a :class:`Settings`, for
+    inputs that may be images or volumes.
     """
     signature = inspect.signature(command, eval_str=True)
     extra = [
@@ -183,13 +205,13 @@ def with_config_options(command):
         )
         for name, annotation, default, flags, help_text, panel in _CONFIG_OPTIONS
     ]
-    own = [p for p in signature.parameters.values() if p.name not in ("config", "volume_config")]
+    own = [p for p in signature.parameters.values() if p.name not in ("config", "settings")]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name, *_ in _CONFIG_OPTIONS}
-        if "volume_config" in signature.parameters:
-            kwargs["volume_config"] = functools.partial(build_config, **{**values, "mode": values["mode"] or "classes"})
+        if "settings" in signature.parameters:
+            return command(settings=Settings(values), **kwargs)
         return command(config=build_config(**{**values, "mode": values["mode"] or _DEFAULT.mode}), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)
@@ -263,8 +285,7 @@ def image_command(
             help="An image of the same size: pixels where it is 0 take no part and get label 0.",
         ),
     ] = None,
-    config: SegmentConfig = _DEFAULT,
-    volume_config: Any = None,
+    settings: Settings = None,
 ) -> None:
     """Segment one or more images; write label map, pictures and a JSON summary per image.
 
@@ -276,7 +297,7 @@ def image_command(
     """
     from segment.segment_file import file_pages, is_volume_file, segment_file
 
-    stems = [path.name.split(".")[0] if is_volume_file(path, config.volume) else path.stem for path in inputs]
+    stems = [path.name.split(".")[0] if is_volume_file(path, settings.volume) else path.stem for path in inputs]
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
     if clashes:
         raise typer.BadParameter(f"several inputs are named {clashes[0]!r}; their outputs would collide", param_hint="INPUTS")
@@ -285,10 +306,10 @@ def image_command(
     done = 0
     with _stopped_cleanly(lambda: f"{done} of {len(inputs)} file(s) done; run again to segment the rest"):
         for path in inputs:
-            settings = volume_config() if is_volume_file(path, config.volume) else config
-            for page, stem in file_pages(path, config.volume):
+            config = settings.for_path(path)
+            for page, stem in file_pages(path, settings.volume):
                 with _reported_errors(path, failures):
-                    result = segment_file(path, outdir, settings, model=shared, page=page, stem=stem, mask=mask)
+                    result = segment_file(path, outdir, config, model=shared, page=page, stem=stem, mask=mask)
                     if not quiet:
                         how = ", in row bands" if result.tiled else ""
                         typer.echo(f"{path}: {result.n_labels} labels, {result.seconds:.2f} s{how} -> {outdir}/{stem}_*")
@@ -405,8 +426,7 @@ def batch_command(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar or table; print only errors.")] = False,
-    config: SegmentConfig = _DEFAULT,
-    volume_config: Any = None,
+    settings: Settings = None,
 ) -> None:
     """Segment every image of a folder (tree): resumable, parallel, on Dask if asked.
 
@@ -433,7 +453,9 @@ def batch_command(
         raise typer.BadParameter(f"{indir}: not a folder", param_hint="INDIR")
     shared = _load_model(model)
     found = find_images(indir, patterns=patterns, recursive=recursive)
-    volume_settings = volume_config() if any(is_volume_file(path, config.volume) for path in found) else None
+    volumes = [is_volume_file(path, settings.volume) for path in found]
+    config = settings.volumes if volumes and all(volumes) else settings.images  # what summary.json records
+    volume_config = settings.volumes if any(volumes) else None
     progress = make_progress(quiet)
 
     def show(record) -> None:
@@ -459,7 +481,7 @@ def batch_command(
             on_record=show,
             timeout=timeout,
             trust_times=not check_content,
-            volume_config=volume_settings,
+            volume_config=volume_config,
         )
     except BatchError as exc:
         report_error(str(exc))

@@ -382,8 +382,8 @@ def potts_log_prior(
     Examples
     --------
     >>> labels = np.array([[1, 1], [2, 1]])
-    >>> potts_log_prior(labels, np.array([0]), 1.0, 2).round(3).tolist()
-    [[1.707, 1.0]]
+    >>> [round(float(v), 3) for v in potts_log_prior(labels, np.array([0]), 1.0, 2)[0]]
+    [1.707, 1.0]
     """
     labels = _as_volume(np.ascontiguousarray(labels, dtype=np.int32))
     pixels = np.ascontiguousarray(pixels, dtype=np.int64)

@@ -340,7 +340,7 @@ def _label_volume(
         timings[stage], clock = now - clock, now
 
     depth, height, width = planes.shape[:3]
-    stacked = io.as_image(planes.reshape(depth * height, width, *planes.shape[3:]))
+    stacked = io.as_image(proportional_unit(planes.reshape(depth * height, width, *planes.shape[3:])))
     spec = FeatureSpec.for_image(stacked, cfg.color_space, 0.0, alpha=False)
     feats = spec.image_features(stacked)
     if valid is not None:
@@ -374,6 +374,29 @@ def _label_volume(
             smoothing.smooth_labels(model, feats, labels, confidence, cfg.smoothing, **smooth)
             lap("smooth")
     return labels, confidence, model, field, spec.names
+
+
+def proportional_unit(values: np.ndarray) -> np.ndarray:
+    """Non-negative intensities other than uint8/uint16 divided by their maximum, float32 in [0, 1].
+
+    A multiplicative bias field needs 0 to stay 0: the image path stretches
+    a float or int16 array from its minimum to its maximum, which would add
+    an offset (MRI and microscopy intensities start at 0). uint8 and uint16
+    are divided by their dtype's maximum already; negative values (CT in
+    Hounsfield units) keep the stretch, and a bias field there is not
+    multiplicative (use ``bias=False``).
+
+    Examples
+    --------
+    >>> proportional_unit(np.array([[0, 50], [100, 200]], np.int16)).tolist()
+    [[0.0, 0.25], [0.5, 1.0]]
+    """
+    if values.dtype in (np.uint8, np.uint16, np.bool_) or not values.size:
+        return values
+    low, high = values.min(), values.max()
+    if low < 0 or not 0 < high or (values.dtype.kind == "f" and high <= 1):
+        return values
+    return np.divide(values, np.float32(high), dtype=np.float32)
 
 
 def remove_specks(labels: np.ndarray, min_size: int) -> np.ndarray:
