@@ -19,6 +19,11 @@ full-resolution data in memory:
    fly, confidence rows appended), each written to a temporary file and
    renamed into place at the end.
 
+With ``bias`` the field is fitted on the working copy (as in memory) and
+the image divided by it, band by band at full resolution, into a corrected
+copy (uint16, or float32 for a float image) that the bands are labelled
+from; ``--save bias`` streams the field band by band too.
+
 The label map is therefore the in-memory pipeline's. Without spatial steps
 (a plain per-pixel mixture) the mixture is fitted on the same sample and
 every band is labelled by it, again as in memory. Only an image with
@@ -40,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from segment import features, io, pipeline, render, sampling, threads, upscale
+from segment import bias, features, io, pipeline, render, sampling, threads, upscale
 from segment.config import SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import Mixture
@@ -136,9 +141,37 @@ def band_rows(shape: tuple[int, ...], itemsize: int, config: SegmentConfig, budg
     image_bytes = height * width * channels * itemsize
     if config.denoise != "none":
         image_bytes *= 2
+    if config.bias:  # the bias-corrected copy of the feature bands
+        image_bytes += height * width * features.feature_bands(shape) * corrected_itemsize(itemsize)
     available = budget - _BASELINE_BYTES - image_bytes
     per_row = width * (_BAND_BYTES_PER_PIXEL + 8 * _n_features(shape, config))
     return int(min(height, max(_MIN_BAND_ROWS, available // per_row)))
+
+
+def corrected_itemsize(itemsize: int) -> int:
+    """Bytes per value of the bias-corrected copy of an image with values of ``itemsize`` bytes."""
+    return 4 if itemsize >= 4 else 2
+
+
+def corrected_copy(pixels: np.ndarray, spec: FeatureSpec, field: bias.BiasField, rows_per_band: int) -> tuple[np.ndarray, FeatureSpec]:
+    """The feature bands of ``pixels`` divided by ``field``, made band by band, and their spec.
+
+    Integer images give uint16 unit values (steps of 1/65535, far below an
+    8-bit level), float images float32 ones: the in-memory pipeline's
+    corrected image (:meth:`BiasField.correct`) within that rounding. The
+    field is evaluated half a band at a time (its polynomial terms take more
+    bytes per pixel than a band of features).
+    """
+    height, width = spec.shape
+    dtype = np.float32 if corrected_itemsize(pixels.dtype.itemsize) == 4 else np.uint16
+    out = np.empty((height, width) if spec.n_bands == 1 else (height, width, spec.n_bands), dtype=dtype)
+    for start, stop in upscale.band_starts(height, max(1, rows_per_band // 2)):
+        unit = spec.unit(pixels[start:stop]).reshape(stop - start, width, spec.n_bands)
+        values = np.clip(unit / field.rows(start, stop), 0.0, 1.0)
+        if dtype == np.uint16:
+            values = np.rint(values * np.float32(65535))
+        out[start:stop] = values.reshape(out[start:stop].shape)
+    return out, spec.for_working_copy(spec.shape)
 
 
 # ------------------------------------------------------------------ writers
@@ -243,7 +276,7 @@ class TiffStream(_Stream):
     """
 
     def __init__(
-        self, path: Path, shape: tuple[int, int], dtype: np.dtype, protect: tuple[Path, ...] = (),
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, protect: tuple[Path, ...] = (),
         info: io.ImageInfo | None = None, nodata: float | None = None,
     ) -> None:
         super().__init__(path, protect)
@@ -258,6 +291,8 @@ class TiffStream(_Stream):
             options["extratags"] = geotiff_extratags(info.georeference, nodata)
             if info.georeference is None and info.dpi is not None:
                 options.update(resolution=info.dpi, resolutionunit="INCH")
+        if len(shape) == 3:  # bands as samples of one page, as segment.io.write_tiff stores them
+            options.update(photometric="minisblack", planarconfig="contig")
         mapped = tifffile.memmap(self.tmp, shape=shape, dtype=dtype, bigtiff=True, **options)
         del mapped
         self.row = 0
@@ -303,8 +338,10 @@ def _check_banded(cfg: SegmentConfig, kinds: tuple[str, ...], info: io.ImageInfo
     nodata = cfg.nodata if cfg.nodata is not None else (info.nodata if info is not None else None)
     if cfg.bands is not None or nodata is not None or channels not in (1, 3, 4):
         raise ValueError(f"band selection, nodata and multiband images are not available {above}")
-    if cfg.bias:
-        raise ValueError(f"bias correction is not available {above}; use --no-bias")
+    if cfg.bias and channels == 4 and not image[:, :, 3].all():
+        raise ValueError(f"bias correction of an image with transparent pixels is not available {above}; use --no-bias")
+
+
 @dataclass
 class TiledSegmentation:
     """What :func:`segment_tiled` wrote and measured.
@@ -427,6 +464,7 @@ def segment_tiled(
         components=bands.components if bands.components is not None else written.tally.components(bands.model),
         timings=timer.total(),
         info=info,
+        bias_field=bands.field,
     )
     summary["tiling"] = {
         "rows_per_band": int(rows_per_band),
@@ -458,6 +496,7 @@ class _Bands:
     working_shape: tuple[int, int] | None = None
     components: list[dict[str, Any]] | None = None  # None: tallied band by band
     skipped: list[str] | None = None  # None: every stage ran
+    field: bias.BiasField | None = None  # the bias field over the full grid, when estimated
 
 
 def _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, source) -> _Bands:
@@ -468,18 +507,20 @@ def _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, so
     work_shape = pipeline.working_shape((height, width), None, cfg, shared_model=shared)
     if spatial and not transparent and cfg.work_pixels and work_shape is not None:
         part = pipeline.segment_working_copy(pixels, spec, work_shape, cfg, model, timer.lap, rows_per_band)
-        refinement = upscale.prepare_refinement(part.regions, part.colours, pixels, spec, cfg.smoothing)
+        field = None if part.bias is None else part.bias.resized((height, width))
+        image, image_spec = (pixels, spec) if field is None else corrected_copy(pixels, spec, field, rows_per_band)
+        refinement = upscale.prepare_refinement(part.regions, part.colours, image, image_spec, cfg.smoothing)
 
         def refined(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-            labels = upscale.refine_rows(refinement, pixels, spec, start, stop)
+            labels = upscale.refine_rows(refinement, image, image_spec, start, stop)
             return labels, upscale.enlarge_rows(part.confidence, (height, width), start, stop)
 
-        return _Bands(refined, part.model, int(part.regions.max()), work_shape, part.components)
+        return _Bands(refined, part.model, int(part.regions.max()), work_shape, part.components, field=field)
     if spatial and not transparent and cfg.work_pixels:  # within work_pixels: whole, as in memory
         part = pipeline.label_image(pixels, spec, None, cfg, model, timer.lap)
         return _Bands(
             lambda start, stop: (part.regions[start:stop], part.confidence[start:stop]),
-            part.model, int(part.regions.max()), None, part.components,
+            part.model, int(part.regions.max()), None, part.components, field=part.bias,
         )
     if model is None:
         # "All pixels" (fit_sample=0) is not an option at this size: a million is plenty.
@@ -490,6 +531,11 @@ def _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, so
     else:
         pipeline.check_model_features(model, spec)
     timer.lap("fit")
+    field, image, image_spec = None, pixels, spec
+    if cfg.bias:
+        field, model = _working_copy_bias(pixels, spec, cfg, model, rows_per_band, refit=not shared)
+        image, image_spec = corrected_copy(pixels, spec, field, rows_per_band)
+        timer.lap("bias")
     skipped = [
         name
         for name, active in (
@@ -501,7 +547,19 @@ def _band_source(pixels, spec, cfg, model, transparent, rows_per_band, timer, so
         )
         if active
     ]
-    return _Bands(lambda start, stop: _label_band(pixels, spec, model, start, stop), model, model.n_components, skipped=skipped)
+    return _Bands(
+        lambda start, stop: _label_band(image, image_spec, model, start, stop), model, model.n_components,
+        skipped=skipped, field=field,
+    )
+
+
+def _working_copy_bias(pixels, spec, cfg, model, rows_per_band, *, refit) -> tuple[bias.BiasField, Mixture]:
+    """The bias field fitted on a working copy of ``pixels`` (over their full grid) and the mixture after it."""
+    height, width = spec.shape
+    shape = upscale.working_shape(height, width, cfg.work_pixels or bias.FIT_PIXELS)
+    work = upscale.working_copy(pixels, spec, shape, rows_per_band)
+    field, model, _, _ = pipeline.correct_bias(model, work, spec.for_working_copy(shape), None, cfg.seed, refit=refit)
+    return field.resized((height, width)), model
 
 
 @dataclass
@@ -524,6 +582,8 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
     label_format = label_format_for(cfg.label_format, _georeferenced(info))
     paths = output_paths(outdir, stem, kinds, cfg.confidence_format, label_format)
     protect = (Path(source),) if source is not None else ()
+    if "bias" in paths and bands.field is None:
+        raise io.OutputError(f"{paths['bias']}: no bias field was estimated (run with --bias)")
     if bands.max_label > np.iinfo(np.uint16).max and "labels" in paths:
         raise io.OutputError(f"{paths['labels']}: {bands.max_label} labels do not fit a 16-bit PNG; turn off relabel or raise min_size")
     label_dtype = np.uint8 if bands.max_label <= 255 else np.uint16
@@ -545,6 +605,9 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
         if "confidence" in paths:
             kind = NpyStream if cfg.confidence_format == "npy" else TiffStream
             streams["confidence"] = kind(paths["confidence"], (height, width), np.float32, protect)
+        if "bias" in paths:
+            field_shape = (height, width) if bands.field.n_bands == 1 else (height, width, bands.field.n_bands)
+            streams["bias"] = TiffStream(paths["bias"], field_shape, np.float32, protect, info)
         for start, stop in upscale.band_starts(height, rows_per_band):
             lookahead = min(height, stop + 1)  # one more row: boundaries look at the row below
             extended, confidence = bands.rows(start, lookahead)
@@ -566,6 +629,10 @@ def _write_bands(pixels, spec, cfg, bands: _Bands, rows_per_band, outdir, stem, 
                 streams["overlay"].write_rows(display)
             if "confidence" in streams:
                 streams["confidence"].write_rows(confidence)
+            if "bias" in streams:  # half a band at a time, as corrected_copy evaluates it
+                for first, last in upscale.band_starts(stop - start, max(1, (stop - start) // 2)):
+                    rows = bands.field.rows(start + first, start + last)
+                    streams["bias"].write_rows(rows[:, :, 0] if rows.shape[2] == 1 else rows)
             del extended, labels, confidence, display
         for stream in streams.values():
             stream.commit()

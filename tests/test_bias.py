@@ -2,9 +2,11 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
+from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 import segment
@@ -98,8 +100,6 @@ def test_bias_on_working_copy_saved_at_full_size(tmp_path):
     field = quadratic_field(110, 100, 0.3, 0.3, 0.0)
     image = np.clip(np.array([60.0, 160.0])[truth] * field + rng.normal(0, 3, truth.shape), 0, 255).astype(np.uint8)
     path = tmp_path / "page.png"
-    import cv2
-
     cv2.imwrite(str(path), image)
     out = tmp_path / "out"
     result = CliRunner().invoke(
@@ -115,8 +115,56 @@ def test_bias_on_working_copy_saved_at_full_size(tmp_path):
     assert summary["working_shape"] is not None and summary["bias_field"]["degree"] == 3
 
 
-def test_bias_refused_band_by_band(tmp_path):
-    image = np.full((64, 64, 3), 128, np.uint8)
-    with pytest.raises(ValueError, match="bias correction is not available for an image above the memory budget"):
+@pytest.mark.parametrize("steps", [{}, {"smoothing": 0.0, "min_size": 0}], ids=["spatial", "per-pixel"])
+def test_bias_band_by_band_as_in_memory(tmp_path, steps):
+    """Forced tiling fits the field on the working copy and labels bands of the corrected image, as in memory.
+
+    With spatial steps the working copy is the in-memory pipeline's; without
+    them the in-memory pipeline fits the field on the full image, the band
+    path on a working copy.
+    """
+    rng = np.random.default_rng(3)
+    truth = checkerboard(240, 200, 3, cell=10)
+    field = quadratic_field(240, 200, 0.3, -0.25, 0.15)
+    image = np.clip(np.array([60.0, 120.0, 180.0])[truth] * field + rng.normal(0, 4, truth.shape), 0, 255)
+    image = image.astype(np.uint8)
+    cfg = segment.SegmentConfig(mode="classes", n_components=3, work_pixels=12_000, save=("labels", "bias", "json"), **steps)
+    budget = 200 * 2**20 + 2**19  # half a MB above the baseline: bands of 26 rows
+    tiled = tiles.segment_tiled(image, cfg, tmp_path, "scan", budget=budget)
+    memory = segment.segment_image(image, cfg)
+    assert tiled.summary["tiling"]["bands"] >= 4
+    assert tiled.summary["working_shape"] == (None if steps else list(memory.working_shape))
+    saved = tifffile.imread(tmp_path / "scan_bias.tif")
+    assert saved.shape == (240, 200) and saved.dtype == np.float32
+    in_memory = memory.bias_field.image()[:, :, 0]
+    assert np.abs(saved / in_memory - 1).max() < 0.01
+    assert relative_error(saved.astype(np.float64), field).max() < 0.04
+    labels = cv2.imread(str(tmp_path / "scan_labels.png"), cv2.IMREAD_UNCHANGED).astype(np.int32)
+    assert adjusted_rand_score(memory.labels.ravel(), labels.ravel()) >= 0.95
+    assert (labels == truth + 1).mean() >= 0.98
+    summary = json.loads((tmp_path / "scan.json").read_text())
+    assert summary["bias_field"]["degree"] == 3 and summary["settings"]["bias"] is True
+
+
+def test_colour_bias_band_by_band_saved_per_band(tmp_path):
+    """An RGB scan under a different field per band: the tiled path writes (H, W, 3), as in memory."""
+    rng = np.random.default_rng(4)
+    truth = checkerboard(200, 150, 2)
+    fields = np.stack([quadratic_field(200, 150, *abc) for abc in ((0.3, 0.2, 0.0), (0.2, -0.2, 0.1), (0.1, 0.3, -0.1))], axis=2)
+    image = np.clip(np.array([[70, 60, 50], [230, 220, 190]], float)[truth] * fields + rng.normal(0, 3, fields.shape), 0, 255)
+    cfg = segment.SegmentConfig(mode="classes", n_components=2, work_pixels=10_000, save=("labels", "bias"))
+    tiled = tiles.segment_tiled(image.astype(np.uint8), cfg, tmp_path, "page", budget=200 * 2**20 + 2**19)
+    memory = segment.segment_image(image.astype(np.uint8), cfg)
+    saved = tifffile.imread(tmp_path / "page_bias.tif")
+    assert tiled.summary["tiling"]["bands"] >= 4 and saved.shape == (200, 150, 3) and saved.dtype == np.float32
+    assert np.abs(saved / memory.bias_field.image() - 1).max() < 0.01
+    labels = cv2.imread(str(tmp_path / "page_labels.png"), cv2.IMREAD_UNCHANGED).astype(np.int32)
+    assert (labels == truth + 1).mean() >= 0.99
+
+
+def test_bias_refused_band_by_band_only_with_transparent_pixels(tmp_path):
+    image = np.full((64, 64, 4), 128, np.uint8)
+    image[:8, :8, 3] = 0
+    with pytest.raises(ValueError, match="bias correction of an image with transparent pixels is not available for an image above"):
         tiles.segment_tiled(image, segment.SegmentConfig(mode="classes"), tmp_path, "scan", budget=2**24)
     assert list(tmp_path.iterdir()) == []
