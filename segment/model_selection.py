@@ -63,8 +63,8 @@ class Selection:
     n_components : int
     scores : dict of int to float
         For each number of components K in the range, the Bhattacharyya
-        distance between the two closest of the K groups left by merging:
-        K is chosen where this first reaches ``MERGE_DISTANCE``.
+        distance between the two closest of the K groups left by merging;
+        the largest K whose score reaches the threshold is chosen.
     criterion : str
     """
 
