@@ -78,7 +78,7 @@ _CONFIG_OPTIONS: list[tuple[str, Any, Any, tuple[str, ...], str, str]] = [
      "regions: the regions a person would outline; classes: per-pixel classes (ink/paper, tissues), "
      "ids by mean luminance, bias-field corrected (default: regions for images, classes for volumes).", _MODEL_PANEL),
     ("n_components", str, str(_DEFAULT.n_components), ("-k", "--components"),
-     "Number of mixture components, or 'auto' (lowest BIC).", _MODEL_PANEL),
+     "Number of mixture components, or 'auto' (count the colour classes).", _MODEL_PANEL),
     ("color_space", ColorSpace, ColorSpace(_DEFAULT.color_space), ("--color-space",),
      "Colour features.", _MODEL_PANEL),
     ("position_weight", Optional[float], None, ("--position-weight",),

@@ -58,8 +58,10 @@ class SegmentConfig:
         relabelling, no position features, a light Potts prior and a bias
         field by default; specks are removed only by ``min_size``.
     n_components : int or "auto"
-        Number of mixture components (colour classes). ``"auto"`` picks the
-        number in ``auto_range`` with the lowest BIC on the fit sample.
+        Number of mixture components (colour classes). ``"auto"`` counts the
+        colour classes a person tells apart, within ``auto_range``: window-mean
+        colours of the fit sample, a generous mixture fitted to them, its
+        overlapping components merged (:mod:`segment.model_selection`).
     color_space : {"lab", "rgb", "hsv", "gray"}
         Colour features. Every space is scaled so that its main axis spans
         0..100 (Lab's L natively). Greyscale images always use intensity.
@@ -109,7 +111,7 @@ class SegmentConfig:
         plain per-pixel mixture (no smoothing, merging or relabelling).
         0 works at full resolution throughout.
     auto_range : tuple of int
-        Smallest and largest number of components tried by ``"auto"``.
+        Smallest and largest number of components ``"auto"`` may choose.
     max_side : int or None
         Downscale the image so that its longer side is at most this.
     denoise : {"none", "gaussian", "median", "bilateral"}

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from segment import bias, hierarchy, io, merging, postprocess, precompile, preprocess, sampling, smoothing, threads, upscale
+from segment import (
+    bias, hierarchy, io, merging, model_selection, postprocess, precompile, preprocess, sampling, smoothing, threads, upscale,
+)
 from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
@@ -29,8 +31,6 @@ from segment.result import Segmentation, component_statistics
 
 __all__ = ["Segmentation", "segment_image", "fit_model", "label_image", "segment_working_copy"]
 
-# Sample used to compare numbers of components for n_components="auto".
-AUTO_SAMPLE = 50_000
 # EM iterations of the refit under the smoothing prior (HMRF-EM).
 SMOOTHING_REFIT_ITER = 10
 # EM first runs to convergence on a random subset of this many sampled pixels,
@@ -504,7 +504,11 @@ def fit_image_model(
         sample = feats if len(flat) == len(feats) else feats[sampling.within_mask(flat, valid)]
     if histogram is None:
         histogram = feature_histogram(pixels, spec, valid)
-    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram)
+    selection_colours = None
+    if cfg.n_components == AUTO:
+        colour_image = spec.colours(pixels) if feats is None else _colour_map(feats[:, : spec.n_colour], valid, spec.shape)
+        selection_colours = model_selection.local_colours(colour_image, valid, flat)
+    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram, selection_colours)
 
 
 def _fit_sample(
@@ -514,12 +518,17 @@ def _fit_sample(
     cfg: SegmentConfig,
     rng: np.random.Generator,
     histogram: Histogram | None = None,
+    selection_colours: np.ndarray | None = None,
 ) -> Mixture:
     needed = cfg.auto_range[1] if cfg.n_components == AUTO else cfg.n_components
     n_colours = len(histogram) if histogram is not None else _count_distinct(sample[:, :n_colour_features], needed)
-    bic = None
+    selection = None
     if cfg.n_components == AUTO:
-        n_components, bic = _choose_n_components(sample, cfg, n_colours)
+        colours = sample[:, :n_colour_features] if selection_colours is None else selection_colours
+        selection = model_selection.choose_n_components(
+            colours, cfg.auto_range, n_distinct=n_colours, reg_covar=cfg.reg_covar, seed=cfg.seed
+        )
+        n_components = selection.n_components
     elif cfg.n_components > n_colours:
         warnings.warn(
             f"n_components reduced from {cfg.n_components} to {n_colours}: "
@@ -541,8 +550,9 @@ def _fit_sample(
     model.metadata_ = {"color_space": cfg.color_space, "position_weight": cfg.position_weight}
     if histogram is not None:
         model.metadata_["histogram_bins"] = len(histogram)
-    if bic is not None:
-        model.metadata_["auto_bic"] = {str(k): float(v) for k, v in bic.items()}
+    if selection is not None:
+        model.metadata_["auto_scores"] = {str(k): float(v) for k, v in selection.scores.items()}
+        model.metadata_["auto_criterion"] = selection.criterion
     return model
 
 
@@ -643,20 +653,6 @@ def _count_distinct(colours: np.ndarray, enough: int) -> int:
     # A spread-out subset usually proves there are enough, without sorting every row.
     subset = count(colours[:: max(1, len(colours) // 4096)])
     return subset if subset >= enough else count(colours)
-
-
-def _choose_n_components(sample: np.ndarray, cfg: SegmentConfig, n_colours: int) -> tuple[int, dict[int, float]]:
-    """The number of components in ``cfg.auto_range`` (at most ``n_colours``) with the lowest BIC, and every BIC."""
-    rng = np.random.default_rng(cfg.seed)
-    sample = sample[sampling.random_rows(len(sample), AUTO_SAMPLE, rng)]
-    low, high = cfg.auto_range
-    candidates = range(min(low, n_colours), min(high, n_colours) + 1)
-    scores = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for k in candidates:
-            scores[k] = _new_model(k, cfg).fit(sample).bic(sample)
-    return (min(scores, key=scores.get) if scores else 1), scores
 
 
 def _colour_map(colours: np.ndarray, valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:

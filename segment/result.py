@@ -118,9 +118,9 @@ def build_summary(
         "n_labels": int(n_labels),
         "working_shape": list(working_shape) if working_shape else None,
     }
-    bic = getattr(model, "metadata_", {}).get("auto_bic") if model is not None else None
-    if bic and config.n_components == AUTO:
-        summary["auto_components"] = {"criterion": "BIC on the fit sample", "bic": bic}
+    meta = getattr(model, "metadata_", {}) if model is not None else {}
+    if config.n_components == AUTO and meta.get("auto_scores"):
+        summary["auto_components"] = {"criterion": meta.get("auto_criterion"), "scores": meta["auto_scores"]}
     summary.update(
         {
             "features": list(feature_names),

@@ -76,11 +76,11 @@ def test_coarse_fit_leaves_few_iterations_on_the_whole_sample():
 
 def test_auto_components_finds_four_classes(synthetic):
     image, _ = synthetic
-    # In RGB the scene is exactly a Gaussian mixture (noise added in RGB), so BIC should find 4.
     result = segment_image(image, n_components="auto", color_space="rgb", position_weight=0, auto_range=(2, 7))
     assert result.model.n_components == 4
-    bic = result.summary()["auto_components"]["bic"]
-    assert sorted(map(int, bic)) == list(range(2, 8)) and min(bic, key=bic.get) == "4"
+    scores = result.summary()["auto_components"]["scores"]
+    # The score of K: how far apart the closest two of K merged groups are; 4 separated classes, then overlap.
+    assert sorted(map(int, scores)) == list(range(2, 8)) and scores["4"] > 1 > scores["5"]
     assert "auto_components" not in segment_image(image, n_components=4, position_weight=0).summary()
 
 
