@@ -15,7 +15,11 @@ additive: ``log I = log J + log b``. :func:`fit_bias_field` alternates
    ones;
 4. a few EM iterations of the mixture on the newly corrected sample,
 
-until the field stops changing. The field is fitted on a sample of pixels
+until the field stops changing. When the mixture is refitted this runs from
+two starts, flat light and the polynomial nearest the log-intensities
+themselves (with the classes fitted afresh under it), and the one whose
+corrected sample the mixture explains better is kept: a field stronger than
+the contrast between two classes traps the classes of the flat start. The field is fitted on a sample of pixels
 and is a polynomial in coordinates scaled to [-1, 1], so it can be evaluated
 on any grid: the working copy it was fitted on, the full image, a band of
 rows of it (:meth:`BiasField.rows`) or a plane of a volume (:meth:`BiasField.plane`).
@@ -255,10 +259,27 @@ def fit_bias_field(
     pixels = sampling.fit_sample(spec.shape, valid, FIT_PIXELS, rng)
     observed = np.log(np.maximum(bands.reshape(-1, bands.shape[2])[pixels], FLOOR).astype(np.float64))
     grid = tuple(spec.shape if shape is None else shape)
-    field = BiasField.flat(bands.shape[2], grid, degree)
     x, y, *z = _sample_coordinates(pixels, grid)
     terms = polynomial_terms(x, y, degree, *z).T  # (N, P)
-    log_field = np.zeros_like(observed)
+    starts = [(np.zeros_like(observed), model)]
+    if refit:
+        starts.append(_smooth_start(model, observed, pixels, spec, terms))
+    best = None
+    for log_field, start in starts:
+        field, fitted, log_field = _alternate(start, observed, log_field, pixels, spec, terms, degree, grid, refit)
+        # Every field's log has mean 0 over the sample, so the corrected samples' likelihoods compare.
+        score = -fitted.score(_sample_features(np.exp(observed - log_field), pixels, spec))
+        if best is None or score < best[0]:
+            best = score, field, fitted
+    return best[1], best[2]
+
+
+def _alternate(
+    model: Mixture, observed: np.ndarray, log_field: np.ndarray, pixels: np.ndarray, spec: FeatureSpec,
+    terms: np.ndarray, degree: int, grid: tuple[int, ...], refit: bool,
+) -> tuple[BiasField, Mixture, np.ndarray]:
+    """The E-step / field / EM rounds of :func:`fit_bias_field` from ``log_field`` and ``model``: the field,
+    the mixture and the log-field at the sample."""
     for _ in range(MAX_ROUNDS):
         corrected = np.exp(observed - log_field)
         posteriors = model.predict_proba(_sample_features(corrected, pixels, spec))
@@ -274,7 +295,25 @@ def fit_bias_field(
             model = _continue_em(model, _sample_features(np.exp(observed - log_field), pixels, spec))
         if change < FIELD_TOL:
             break
-    return field, model
+    return field, model, log_field
+
+
+def _smooth_start(
+    model: Mixture, observed: np.ndarray, pixels: np.ndarray, spec: FeatureSpec, terms: np.ndarray
+) -> tuple[np.ndarray, Mixture]:
+    """A second start: the polynomial nearest the sample's log-intensities, with the classes fitted afresh under it.
+
+    Under a strong field (±40 %) the classes fitted on the uncorrected image
+    follow the light, and the alternation cannot leave them: brain MRI lost
+    its white matter (docs/mri.md).
+    """
+    log_field = terms @ np.linalg.lstsq(terms, observed - observed.mean(axis=0), rcond=None)[0]
+    fresh = copy.copy(model)  # fit replaces the fitted arrays, so ``model`` is left as it was
+    fresh.weights_init = fresh.means_init = fresh.precisions_init = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fresh.fit(_sample_features(np.exp(observed - log_field), pixels, spec))
+    return log_field, fresh
 
 
 def _continue_em(model: Mixture, features: np.ndarray) -> Mixture:

@@ -31,6 +31,7 @@ from segment.config import (
     MERGE_TARGETS,
     MODE_DEFAULTS,
     MODES,
+    VOLUME_DEFAULTS,
     SegmentConfig,
 )
 
@@ -69,7 +70,10 @@ def _by_mode(name: str) -> str:
     def shown(value: Any) -> str:
         return ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
 
-    return "(default: " + ", ".join(f"{shown(d[name])} {mode}" for mode, d in MODE_DEFAULTS.items()) + ")"
+    defaults = [f"{shown(d[name])} {mode}" for mode, d in MODE_DEFAULTS.items()]
+    if name in VOLUME_DEFAULTS:
+        defaults.append(f"{shown(VOLUME_DEFAULTS[name])} volumes")
+    return "(default: " + ", ".join(defaults) + ")"
 
 
 # (config field, annotation, default, flags, help, panel)
@@ -180,7 +184,8 @@ class Settings:
 
     @functools.cached_property
     def volumes(self) -> SegmentConfig:
-        return build_config(**{**self.values, "mode": self.values["mode"] or "classes"})
+        unset = {name: value for name, value in VOLUME_DEFAULTS.items() if self.values.get(name) is None}
+        return build_config(**{**self.values, "mode": self.values["mode"] or "classes", **unset})
 
     def for_path(self, path: Path) -> SegmentConfig:
         """The settings of the input ``path``: a volume's or an image's."""

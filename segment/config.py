@@ -31,6 +31,11 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "min_fraction": 0.0, "relabel": False, "bias": True,
     },
 }
+# A volume (MRI, CT, a microscopy stack) in classes mode also takes these unless
+# told otherwise: one covariance per class (tissues differ in spread, and with a
+# shared one a strong bias field swallowed the white matter) and a stronger
+# Potts prior (tuned on brain MRI: docs/mri.md).
+VOLUME_DEFAULTS: dict[str, Any] = {"covariance_type": "full", "smoothing": 0.75}
 AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
 IMAGE_SUFFIXES = (

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from segment import bias, io, smoothing, threads
-from segment.config import SegmentConfig
+from segment.config import VOLUME_DEFAULTS, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import Mixture
 from segment.io.volume import VolumeInfo, read_volume, volume_stem, write_volume
@@ -208,13 +208,17 @@ def volume_output_paths(outdir: Path, stem: str, kinds: tuple[str, ...], source:
 def volume_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> SegmentConfig:
     """The settings of a volume: classes mode unless told otherwise, which is refused.
 
+    Without ``config``, the fields of :data:`segment.config.VOLUME_DEFAULTS`
+    not in ``overrides`` take their volume values.
+
     Raises
     ------
     ValueError
         ``mode="regions"``: region merging needs a 2-D region graph.
     """
     if config is None:
-        config = SegmentConfig(mode=overrides.get("mode", "classes"))
+        defaults = {name: value for name, value in VOLUME_DEFAULTS.items() if name not in overrides}
+        config = SegmentConfig(mode=overrides.get("mode", "classes"), **defaults)
     cfg = config.replace(**overrides) if overrides else config
     if cfg.mode != "classes":
         raise ValueError("mode 'regions' is not available for volumes (no 3-D region graph); use mode 'classes'")
@@ -239,8 +243,9 @@ def segment_volume(
         A volume of any numeric dtype (never modified), or a NIfTI file
         (.nii, .nii.gz) or TIFF stack read by :func:`segment.io.volume.read_volume`.
     config : SegmentConfig, optional
-        Settings; defaults to ``SegmentConfig(mode="classes")``. Regions
-        mode is refused.
+        Settings; defaults to ``SegmentConfig(mode="classes")`` with
+        :data:`segment.config.VOLUME_DEFAULTS` (one covariance per class, Potts
+        strength 0.75). Regions mode is refused.
     channel_axis : int or None, default None
         Axis of a 4-D array's channels (e.g. -1 for (Z, H, W, C)); None for
         a 3-D single-band volume.

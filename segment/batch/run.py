@@ -26,7 +26,7 @@ from segment.batch.resume import completed_record, settings_digest, skipped_reco
 from segment.batch.signals import signal_of
 from segment.batch.summary import BatchResult, write_summary
 from segment.batch.task import ImageRecord, ImageTask, record_for
-from segment.config import SegmentConfig
+from segment.config import VOLUME_DEFAULTS, SegmentConfig
 from segment.segment_file import is_volume_file
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def run_batch(
     if root.resolve() == Path(indir).resolve():
         raise BatchError(f"{outdir}: the output folder must differ from the input folder")
     items = discover(indir, root, patterns=patterns, recursive=recursive, volume=cfg.volume)
-    volume_cfg = volume_config if volume_config is not None else cfg.replace(mode="classes")
+    volume_cfg = volume_config if volume_config is not None else cfg.replace(mode="classes", **VOLUME_DEFAULTS)
     with OutputLock(root) as lock:
         sweep_temporary_files(root)
         workers = max(1, workers or available_cores())
