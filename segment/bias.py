@@ -367,6 +367,8 @@ def _fit_residual(observed: np.ndarray, corrected: np.ndarray, posteriors: np.nd
     residual = observed - predicted
     coefficients = np.empty((observed.shape[1], terms.shape[1]))
     for band in range(observed.shape[1]):
-        root = np.sqrt(weights[:, band])
-        coefficients[band] = np.linalg.lstsq(terms * root[:, None], residual[:, band] * root, rcond=None)[0]
+        # Normal equations: P (at most 20) unknowns over [-1, 1] monomials are well conditioned, and
+        # solving them is several times faster than lstsq's SVD of the (N, P) matrix.
+        weighted = terms * weights[:, band, None]
+        coefficients[band] = np.linalg.solve(weighted.T @ terms, weighted.T @ residual[:, band])
     return coefficients
