@@ -667,7 +667,7 @@ def cut_command(
         Path, typer.Argument(help="A saved hierarchy: *_ucm2.png (from --save hierarchy) or a ucm2 .npy.", show_default=False)
     ],
     scale: Annotated[
-        float, typer.Option("--scale", help="Level in [0, 1]: boundaries at or below it are removed (merge cost m is m / (1 + m); the default 1.3 is 0.565).")
+        float, typer.Option("--scale", help="Level in [0, 1]: boundaries at or below it are removed (0.5 = merge cost 1).")
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Label map to write (.png or .tif).")],
 ) -> None:

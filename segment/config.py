@@ -23,7 +23,7 @@ MODES = ("regions", "classes")
 # the edges of one-pixel strokes: see docs/classes.md) and a bias field fitted in EM.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "regions": {
-        "position_weight": 0.5, "covariance_type": "full", "smoothing": 2.0, "merge_cost": 1.3,
+        "position_weight": 0.5, "covariance_type": "full", "smoothing": 2.0, "merge_cost": 1.0,
         "min_fraction": 0.01, "relabel": True, "bias": False,
     },
     "classes": {
@@ -131,11 +131,10 @@ class SegmentConfig:
         BSDS500 train judges them from their colours, colour histograms,
         the image edge along their border at two scales, their sizes, shared
         border and texture (``merging.MERGE_WEIGHTS``): 1 merges while "one
-        object" is the likelier answer, lower values merge less; the default
-        1.3 was tuned on BSDS500 train (docs/quality.md). Runs before
+        object" is the likelier answer, lower values merge less. Runs before
         small regions are merged. Not applied with a shared model, whose
-        labels stay class ids, nor in classes mode. Mode default: 1.3
-        (regions), 0 (classes).
+        labels stay class ids, nor in classes mode. Mode default: 1 (regions),
+        0 (classes).
     merge_into : {"similar", "border"}
         Which neighbour a small region joins: the one with the closest mean
         colour, or the one it shares the longest border with.

@@ -4,8 +4,8 @@ Merging adjacent regions cheapest first (:func:`segment.merging.merge_similar_re
 builds a tree: leaves are the regions the merging started from, and each merge
 joins two of them at a level. Levels are the merge costs made monotone
 (a running maximum), mapped to [0, 1) by ``cost / (1 + cost)`` — the odds
-against "one object" turned into a probability — so that the segmentation
-of a ``merge_cost`` m is the cut at ``m / (1 + m)`` (0.565 for the default 1.3).
+against "one object" turned into a probability — so that the default
+segmentation (``merge_cost`` 1) is the cut at 0.5.
 
 The ultrametric contour map (ucm2) puts on every boundary between two pixels
 the level at which its two sides join, on a grid of doubled resolution
@@ -201,6 +201,6 @@ def merge_tree_dict(hierarchy: Hierarchy) -> dict:
     return {
         "leaves": "regions of the ucm2 at level 0, numbered 0.. in raster order of their first pixel",
         "n_leaves": int(hierarchy.regions.max()) + 1 if hierarchy.regions.size else 0,
-        "level": "merge cost c as c / (1 + c), made non-decreasing; merge_cost m gives the cut at m / (1 + m)",
+        "level": "merge cost c as c / (1 + c), made non-decreasing; the default segmentation is the cut at 0.5",
         "merges": [[int(s), int(t), float(v)] for s, t, v in zip(hierarchy.sources, hierarchy.targets, hierarchy.levels)],
     }

@@ -65,7 +65,7 @@ def test_auto_components_accepted():
 
 def test_mode_sets_its_defaults():
     regions, classes = SegmentConfig(), SegmentConfig(mode="classes")
-    assert (regions.position_weight, regions.relabel, regions.bias, regions.merge_cost) == (0.5, True, False, 1.3)
+    assert (regions.position_weight, regions.relabel, regions.bias, regions.merge_cost) == (0.5, True, False, 1.0)
     assert (classes.position_weight, classes.relabel, classes.bias, classes.merge_cost) == (0.0, False, True, 0.0)
     assert classes.min_fraction == 0.0 and classes.covariance_type == "tied"
     assert SegmentConfig(mode="classes", bias=False, smoothing=0.0).to_dict()["bias"] is False

@@ -65,11 +65,11 @@ def test_pipeline_hierarchy_spans_one_region_to_the_leaves(samples):
     assert np.all(np.diff(tree.levels) >= 0) and len(tree.levels) == tree.regions.max()  # merged down to one
     counts = [tree.cut(s).max() for s in (0.0, 0.3, 0.5, 0.7, 1.0)]
     assert counts == sorted(counts, reverse=True) and counts[-1] == 1 and counts[0] == tree.regions.max() + 1
-    # The ucm2 cut is the tree cut, and the default merge cost m lies at scale m / (1 + m): the default
+    # The ucm2 cut is the tree cut, and the default merge cost (1) lies at scale 0.5: the default
     # segmentation (which then also merges regions under min_fraction) is coarser or equal.
-    ucm, scale = tree.ucm2(), float(cost_to_scale(segment.SegmentConfig().merge_cost))
-    assert rand_index(tree.cut(scale), cut_ucm2(ucm, scale)) == 1.0
-    assert tree.cut(scale).max() >= result.labels.max()
+    ucm = tree.ucm2()
+    assert rand_index(tree.cut(0.5), cut_ucm2(ucm, 0.5)) == 1.0
+    assert tree.cut(0.5).max() >= result.labels.max()
     assert segment.segment_image(image).hierarchy is None
 
 
