@@ -26,7 +26,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from segment import sampling
 from segment.gmm import ConvergenceWarning, Mixture
@@ -176,6 +175,8 @@ def local_colours(colours: np.ndarray, valid: np.ndarray | None, flat: np.ndarra
     >>> local_colours(image, None, np.arange(400))[:, 0].tolist().count(25.0)
     0
     """
+    from scipy import ndimage  # here: importing it costs every run 0.35 s, and only -k auto needs it
+
     size = (LOCAL_WINDOW, LOCAL_WINDOW, 1)
     colours = np.asarray(colours, dtype=np.float64)  # float32 loses the variance in mean(x^2) - mean(x)^2
     mean = ndimage.uniform_filter(colours, size, mode="nearest")
