@@ -61,5 +61,9 @@ def test_bias_field_spans_the_amplitude_inside_the_brain_and_is_smooth(bench):
 
 def test_missing_extra_is_one_line(bench, monkeypatch):
     monkeypatch.setitem(bench.BENCH_EXTRA, "not-a-package", "not_a_module_anywhere")
-    with pytest.raises(SystemExit, match=r"^error: bench_mri.py needs the bench extra \(not-a-package missing\)"):
+    with pytest.raises(SystemExit) as stop:
         bench.require_bench_extra()
+    message = str(stop.value.code)
+    # The anchors themselves may or may not be installed here; the made-up one never is.
+    assert message.startswith("error: bench_mri.py needs the bench extra (") and "not-a-package" in message
+    assert message.endswith("missing): pip install -e '.[bench]'") and "\n" not in message
