@@ -264,14 +264,14 @@ def fit_bias_field(
     starts = [(np.zeros_like(observed), model)]
     if refit:
         starts.append(_smooth_start(model, observed, pixels, spec, terms))
-    best = None
-    for log_field, start in starts:
-        field, fitted, log_field = _alternate(start, observed, log_field, pixels, spec, terms, degree, grid, refit)
+    fits = [_alternate(start, observed, log_field, pixels, spec, terms, degree, grid, refit) for log_field, start in starts]
+
+    def likelihood(fit: tuple[BiasField, Mixture, np.ndarray]) -> float:
         # Every field's log has mean 0 over the sample, so the corrected samples' likelihoods compare.
-        score = -fitted.score(_sample_features(np.exp(observed - log_field), pixels, spec))
-        if best is None or score < best[0]:
-            best = score, field, fitted
-    return best[1], best[2]
+        return fit[1].score(_sample_features(np.exp(observed - fit[2]), pixels, spec))
+
+    field, model, _ = fits[0] if len(fits) == 1 else max(fits, key=likelihood)  # ties keep the flat start
+    return field, model
 
 
 def _alternate(

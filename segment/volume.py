@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from segment.config import VOLUME_DEFAULTS, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import Mixture
 from segment.io.volume import VolumeInfo, read_volume, volume_stem, write_volume
-from segment.pipeline import correct_bias, fit_image_model, refit_with_prior, seed_of
+from segment.pipeline import StageTimer, correct_bias, fit_image_model, refit_with_prior, seed_of
 from segment.result import build_summary
 from segment.segment_file import FileResult
 
@@ -287,7 +288,7 @@ def segment_volume(
     cfg = volume_config(config, overrides)
     if random_state is not None:
         cfg = cfg.replace(seed=seed_of(random_state))
-    start = time.perf_counter()
+    timer = StageTimer()
     info = source = None
     if isinstance(volume, (str, os.PathLike)):
         source = str(volume)
@@ -298,11 +299,11 @@ def segment_volume(
     depth, height, width = planes.shape[:3]
     valid = _mask_of(mask, (depth, height, width))
     neighbourhood = smoothing.volume_neighbourhood(spacing)
-    timings = {"load": time.perf_counter() - start}
-    labels, confidence, model, field, names = _label_volume(planes, valid, cfg, neighbourhood, timings)
+    timer.lap("load")
+    labels, confidence, model, field, names = _label_volume(planes, valid, cfg, neighbourhood, timer.lap)
     labels = remove_specks(labels, cfg.min_size)
     components = class_statistics(planes, labels, model)
-    timings["total"] = time.perf_counter() - start
+    timings = timer.total()
     return VolumeSegmentation(
         labels=labels, confidence=confidence, model=model, config=cfg,
         spacing=tuple(float(s) for s in spacing) if spacing is not None else None,
@@ -334,16 +335,10 @@ def _mask_of(mask: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray
 
 def _label_volume(
     planes: np.ndarray, valid: np.ndarray | None, cfg: SegmentConfig, neighbourhood: smoothing.Neighbourhood,
-    timings: dict[str, float],
+    lap: Callable[[str], None],
 ) -> tuple[np.ndarray, np.ndarray, Mixture | None, bias.BiasField | None, list[str]]:
-    """Features → fit → bias field → label → smoothing (HMRF-EM) of the planes stacked as one image."""
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage], clock = now - clock, now
-
+    """Features → fit → bias field → label → smoothing (HMRF-EM) of the planes stacked as one image; ``lap`` is
+    called with each stage's name when it ends."""
     depth, height, width = planes.shape[:3]
     stacked = io.as_image(proportional_values(planes.reshape(depth * height, width, *planes.shape[3:])))
     spec = FeatureSpec.for_image(stacked, cfg.color_space, 0.0, alpha=False)
