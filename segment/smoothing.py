@@ -132,44 +132,26 @@ class SmoothingInfo:
 # ``through`` are float32 log-priors per agreeing neighbour (Neighbourhood.weights).
 # Scores are indexed by label (``score[label]``), so a neighbour's vote needs
 # no search among the options; a label that is no option of the pixel keeps
-# the score -inf. The small helpers are inlined: as calls they halved the
-# speed of the ICM sweeps.
+# the score -inf. The per-pixel helpers are inlined: as calls they halved the
+# speed of the ICM sweeps. Loops rather than slice assignments: those take
+# seconds longer to compile.
 NO_OPTIONS = np.empty((1, 0), dtype=np.int32)
 ALL_LABELS = np.empty(0, dtype=np.int32)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _vote(labels, z, y, x, weight, score):
-    label = labels[z, y, x]
-    if label > 0:
-        score[label] += weight
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _add_neighbour_votes(labels, z, y, x, edge, diagonal, through, score):
     """Add each neighbour's weight to ``score[its label]`` at (z, y, x): in-plane first, then the adjacent planes."""
     Z, H, W = labels.shape
-    up, down, left, right = y > 0, y < H - 1, x > 0, x < W - 1
-    if up:
-        _vote(labels, z, y - 1, x, edge, score)
-        if left:
-            _vote(labels, z, y - 1, x - 1, diagonal, score)
-        if right:
-            _vote(labels, z, y - 1, x + 1, diagonal, score)
-    if down:
-        _vote(labels, z, y + 1, x, edge, score)
-        if left:
-            _vote(labels, z, y + 1, x - 1, diagonal, score)
-        if right:
-            _vote(labels, z, y + 1, x + 1, diagonal, score)
-    if left:
-        _vote(labels, z, y, x - 1, edge, score)
-    if right:
-        _vote(labels, z, y, x + 1, edge, score)
-    if z > 0:
-        _vote(labels, z - 1, y, x, through, score)
-    if z < Z - 1:
-        _vote(labels, z + 1, y, x, through, score)
+    for ny in range(max(y - 1, 0), min(y + 2, H)):
+        for nx in range(max(x - 1, 0), min(x + 2, W)):
+            label = labels[z, ny, nx]
+            if label > 0 and (ny != y or nx != x):
+                score[label] += edge if ny == y or nx == x else diagonal
+    for nz in range(max(z - 1, 0), min(z + 2, Z)):
+        label = labels[nz, y, x]
+        if label > 0 and nz != z:
+            score[label] += through
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -346,12 +328,15 @@ def neighbour_log_prior(labels, pixels, edge, diagonal, through, out, first, las
         neighbours of pixel ``pixels[i]`` labelled k + 1, for ``first <= i < last``.
     """
     H, W = labels.shape[1], labels.shape[2]
-    votes = np.zeros(out.shape[1] + 1, dtype=np.float32)  # by label; 0 is no label
+    K = out.shape[1]
+    votes = np.zeros(K + 1, dtype=np.float32)  # by label; 0 is no label
     for i in range(first, last):
-        votes[:] = 0.0
+        for k in range(K + 1):
+            votes[k] = 0.0
         z, rest = pixels[i] // (H * W), pixels[i] % (H * W)
         _add_neighbour_votes(labels, z, rest // W, rest % W, edge, diagonal, through, votes)
-        out[i, :] = votes[1:]
+        for k in range(K):
+            out[i, k] = votes[k + 1]
 
 
 # --------------------------------------------------------------- wrappers
