@@ -136,3 +136,21 @@ def test_potts_log_prior_counts_agreeing_neighbours():
     assert prior[0] == pytest.approx([2 * 2.0 + d, 2.0 + 2 * d, 2.0 + d])
     # corner (0, 0): right 1, down 1, diagonal 2
     assert prior[1] == pytest.approx([4.0, d, 0.0])
+
+
+def test_icm_with_options_never_takes_a_label_a_pixel_may_not_have():
+    # A 3 x 3 patch of label 7 with a centre that may only become 2 or 3: the
+    # neighbours' votes for 7 must not count, and the data term decides.
+    labels = np.full((3, 3), 7, dtype=np.int32)
+    labels[1, 1] = 2
+    candidate = np.full((3, 3), -1, dtype=np.int32)
+    candidate[1, 1] = 0
+    options = np.array([[2, 3, 0]], dtype=np.int32)  # 0 pads the row
+    data = np.array([[-5.0, -1.0, -np.inf]], dtype=np.float32)
+    smoothing.run_icm(labels, candidate, data, 10.0, 5, options, np.zeros(1, dtype=np.int32))
+    assert labels[1, 1] == 3
+    # The same when the neighbours carry one of the options: their votes now decide.
+    labels[:] = 2
+    labels[1, 1] = 3
+    smoothing.run_icm(labels, candidate, data, 10.0, 5, options, np.zeros(1, dtype=np.int32))
+    assert labels[1, 1] == 2
