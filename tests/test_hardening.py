@@ -246,6 +246,7 @@ def test_segment_image_properties(image, k, color_space, covariance, position_we
     covariance=st.sampled_from(["full", "diag", "spherical", "tied"]),
 )
 @example(X=np.array([[48.0, 49.0], [49.0, 19.0], [49.0, 0.0], [49.0, 49.0], [49.0, 49.0]]), k=2, covariance="full")
+@example(X=np.array([[-195.125], [-195.0], [-195.0]]), k=2, covariance="full")
 def test_gaussian_mixture_properties(X, k, covariance):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -259,9 +260,24 @@ def test_gaussian_mixture_properties(X, k, covariance):
     assert np.array_equal(model.predict(X), proba.argmax(axis=1))
     assert np.isfinite(model.score_samples(X)).all()
     history = np.array(model.log_likelihood_history_)
-    # reg_covar makes the M-step a slightly regularised maximiser, so a converged
-    # fit may lose a few 1e-9 (seen: -1.9e-9 on five points, two of them equal).
-    assert np.all(np.diff(history) >= -1e-7 * np.maximum(1.0, np.abs(history[1:])))
+    # reg_covar makes the M-step a regularised maximiser, so EM is monotone only
+    # where the added variance is a small part of every component's: a converged
+    # fit may then lose a few 1e-9 (seen: -1.9e-9 on five points, two of them
+    # equal). Where reg_covar is most of a variance (two equal points and one
+    # 0.125 away) the likelihood falls by 3e-3 in scikit-learn's EM as in ours.
+    variances = np.concatenate([np.atleast_1d(c).ravel() for c in _component_variances(model)])
+    if variances.min() > 100 * model.reg_covar:
+        assert np.all(np.diff(history) >= -1e-7 * np.maximum(1.0, np.abs(history[1:])))
+
+
+def _component_variances(model):
+    """The variances along the features of every component, whatever the covariance type."""
+    covariances = np.asarray(model.covariances_)
+    if model.covariance_type == "full":
+        return [np.diag(c) for c in covariances]
+    if model.covariance_type == "tied":
+        return [np.diag(covariances)]
+    return [covariances]
 
 
 @pytest.mark.parametrize(
