@@ -211,6 +211,11 @@ PEAK_RSS_PRELUDE = (
 )
 
 
+def peak_rss_mib(stderr: str) -> float:
+    """The peak RSS that :data:`PEAK_RSS_PRELUDE` wrote at the end of a child's ``stderr``, in MiB."""
+    return int(stderr.rsplit("peak_rss_kib ", 1)[1].split()[0]) / 1024
+
+
 # The per-pixel mixture alone: what the EM and labelling kernels cost end to end.
 PLAIN_MIXTURE = {"smoothing": 0.0, "merge_cost": 0.0, "min_fraction": 0.0, "relabel": False}
 
@@ -331,7 +336,7 @@ def run_child(code: str) -> tuple[float, float]:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"error: child failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall, int(done.stderr.rsplit("peak_rss_kib ", 1)[1].split()[0]) / 1024
+    return wall, peak_rss_mib(done.stderr)
 
 
 def bench_end_to_end(big: np.ndarray, tmp: Path, args: argparse.Namespace) -> dict:
@@ -430,7 +435,7 @@ def bench_content(source: np.ndarray, tmp: Path, args: argparse.Namespace) -> li
                 "seconds": float(words[words.index("seconds") + 1]),
                 "first_call_seconds": float(words[words.index("first") + 1]),
                 "regions": int(words[words.index("regions") + 1]),
-                "peak_rss_mib": int(done.stderr.rsplit("peak_rss_kib ", 1)[1].split()[0]) / 1024,
+                "peak_rss_mib": peak_rss_mib(done.stderr),
             }
             rows.append(row)
             print(f"{megapixels} MP {name}: {row['seconds']:.2f} s, {row['peak_rss_mib']:.0f} MiB", file=sys.stderr)

@@ -27,13 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Prepended to every child: the peak resident memory of the process's own
-# address space (VmHWM), which unlike ru_maxrss does not inherit the parent's.
-PEAK_RSS_PRELUDE = (
-    "import atexit, sys; atexit.register(lambda: sys.stderr.write("
-    "'peak_rss_kib ' + [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]))\n"
-)
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench import PEAK_RSS_PRELUDE, peak_rss_mib  # noqa: E402
 
 CHILD = """
 import time, numpy as np, segment
@@ -83,7 +78,7 @@ def run(side: int, dtype: str, folder: Path, timeout: float) -> dict:
         "seconds": float(words[words.index("seconds") + 1]),
         "accuracy": float(words[words.index("accuracy") + 1]),
         "stages": done.stdout.split("stages", 1)[1].strip(),
-        "peak_rss_mib": int(done.stderr.rsplit("peak_rss_kib ", 1)[1].split()[0]) / 1024,
+        "peak_rss_mib": peak_rss_mib(done.stderr),
     }
 
 

@@ -33,6 +33,7 @@ from segment.config import (
     MODES,
     VOLUME_DEFAULTS,
     SegmentConfig,
+    volume_defaults,
 )
 
 
@@ -184,8 +185,8 @@ class Settings:
 
     @functools.cached_property
     def volumes(self) -> SegmentConfig:
-        unset = {name: value for name, value in VOLUME_DEFAULTS.items() if self.values.get(name) is None}
-        return build_config(**{**self.values, "mode": self.values["mode"] or "classes", **unset})
+        given = [name for name, value in self.values.items() if value is not None]
+        return build_config(**{**self.values, "mode": self.values["mode"] or "classes", **volume_defaults(given)})
 
     def for_path(self, path: Path) -> SegmentConfig:
         """The settings of the input ``path``: a volume's or an image's."""

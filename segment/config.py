@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 # shared one a strong bias field swallowed the white matter) and a stronger
 # Potts prior (tuned on brain MRI: docs/mri.md).
 VOLUME_DEFAULTS: dict[str, Any] = {"covariance_type": "full", "smoothing": 0.75}
+
+
 AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
 IMAGE_SUFFIXES = (
@@ -44,6 +47,18 @@ IMAGE_SUFFIXES = (
 )
 # Smallest working copy for the spatial steps (a 100 x 100 image).
 MIN_WORK_PIXELS = 10_000
+
+
+def volume_defaults(given: Iterable[str]) -> dict[str, Any]:
+    """The :data:`VOLUME_DEFAULTS` of the fields not among ``given`` (those the user set).
+
+    Examples
+    --------
+    >>> volume_defaults(["smoothing"])
+    {'covariance_type': 'full'}
+    """
+    given = set(given)
+    return {name: value for name, value in VOLUME_DEFAULTS.items() if name not in given}
 
 
 @dataclass(frozen=True)

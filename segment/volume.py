@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from segment import bias, io, smoothing, threads
-from segment.config import VOLUME_DEFAULTS, SegmentConfig
+from segment.config import SegmentConfig, volume_defaults
 from segment.features import FeatureSpec
 from segment.gmm import Mixture
 from segment.io.volume import VolumeInfo, read_volume, volume_stem, write_volume
@@ -218,8 +218,7 @@ def volume_config(config: SegmentConfig | None, overrides: dict[str, Any]) -> Se
         ``mode="regions"``: region merging needs a 2-D region graph.
     """
     if config is None:
-        defaults = {name: value for name, value in VOLUME_DEFAULTS.items() if name not in overrides}
-        config = SegmentConfig(mode=overrides.get("mode", "classes"), **defaults)
+        config = SegmentConfig(mode=overrides.get("mode", "classes"), **volume_defaults(overrides))
     cfg = config.replace(**overrides) if overrides else config
     if cfg.mode != "classes":
         raise ValueError("mode 'regions' is not available for volumes (no 3-D region graph); use mode 'classes'")
