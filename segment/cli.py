@@ -301,6 +301,9 @@ def image_command(
 
     Exit code 0 when every image succeeded, 1 when any failed, 2 on a usage error.
     """
+    from segment import preload
+
+    preload.start()
     from segment.segment_file import file_pages, is_volume_file, segment_file
 
     stems = [path.name.split(".")[0] if is_volume_file(path, settings.volume) else path.stem for path in inputs]

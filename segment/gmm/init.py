@@ -8,6 +8,7 @@ samples with repeated rows are initialised alike.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from segment.sampling import random_rows
 from segment.gmm.parameters import MixtureParameters, covariances_from_precisions, precision_cholesky
@@ -171,17 +172,27 @@ def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tu
     of squared distances to the nearest centre). The sums are taken in
     index order within ``LLOYD_BLOCKS`` blocks, then added block after block.
     """
-    (D, N), K = columns.shape, len(centres)
     nearest, distance = _nearest(columns, centres)
-    block = np.arange(N) // -(-N // LLOYD_BLOCKS) if N else np.zeros(0, dtype=np.intp)
-    cell = block * K + nearest
-    size = LLOYD_BLOCKS * K
-    counts = _add_blocks(np.bincount(cell, weights=weights, minlength=size).reshape(LLOYD_BLOCKS, K))
-    sums = np.stack(
-        [_add_blocks(np.bincount(cell, weights=weights * columns[d], minlength=size).reshape(LLOYD_BLOCKS, K)) for d in range(D)],
-        axis=1,
-    )
-    inertia = float(_add_blocks(np.bincount(block, weights=weights * distance, minlength=LLOYD_BLOCKS)))
+    counts, sums, inertia = _block_sums(columns, weights, nearest, distance, len(centres), LLOYD_BLOCKS)
+    return _add_blocks(counts), _add_blocks(sums), float(_add_blocks(inertia))
+
+
+@njit(cache=True, nogil=True)
+def _block_sums(columns, weights, nearest, distance, n_centres, n_blocks):
+    """Per block of consecutive points, added in index order: the weight and weighted sum of the points nearest
+    each centre, and their weighted squared distances."""
+    D, N = columns.shape
+    counts = np.zeros((n_blocks, n_centres))
+    sums = np.zeros((n_blocks, n_centres, D))
+    inertia = np.zeros(n_blocks)
+    block_size = max(-(-N // n_blocks), 1)
+    for i in range(N):
+        block = i // block_size
+        w = weights[i]
+        counts[block, nearest[i]] += w
+        for d in range(D):
+            sums[block, nearest[i], d] += w * columns[d, i]
+        inertia[block] += w * distance[i]
     return counts, sums, inertia
 
 
@@ -210,20 +221,39 @@ def _lloyd(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray, n_iter
 
 def _squared_distance(columns: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Squared distance of every point, given as (D, N) ``columns``, to ``centre``."""
-    total = (columns[0] - centre[0]) ** 2
-    for column, value in zip(columns[1:], centre[1:]):
-        total += (column - value) ** 2
-    return total
+    return _nearest(columns, centre[np.newaxis])[1]
 
 
-def _nearest(columns: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre of every point, given as (D, N) ``columns`` (ties: the lower index), and its squared distance."""
-    nearest = np.zeros(columns.shape[1], dtype=np.intp)
-    best = _squared_distance(columns, centres[0])
-    for k in range(1, len(centres)):
-        distance = _squared_distance(columns, centres[k])
-        nearest[distance < best] = k
-        np.minimum(best, distance, out=best)
+@njit(cache=True, nogil=True)
+def _nearest(columns, centres):
+    """Index of the nearest centre of every point, given as (D, N) ``columns`` (ties: the lower index), and its
+    squared distance, the features' squared differences added in order."""
+    D, N = columns.shape
+    nearest = np.zeros(N, dtype=np.int64)
+    best = np.empty(N)
+    # A run of points at a time, one feature after another, over 1-D slices: these loops vectorise.
+    run = 512
+    distance = np.empty(run)
+    for start in range(0, N, run):
+        n = min(run, N - start)
+        for k in range(centres.shape[0]):
+            for d in range(D):
+                values = columns[d, start:start + n]
+                centre = centres[k, d]
+                if d == 0:
+                    for i in range(n):
+                        gap = values[i] - centre
+                        distance[i] = gap * gap
+                else:
+                    for i in range(n):
+                        gap = values[i] - centre
+                        distance[i] += gap * gap
+            closest = best[start:start + n]
+            index = nearest[start:start + n]
+            for i in range(n):
+                closer = k == 0 or distance[i] < closest[i]
+                closest[i] = distance[i] if closer else closest[i]
+                index[i] = k if closer else index[i]
     return nearest, best
 
 
