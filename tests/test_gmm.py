@@ -159,3 +159,24 @@ def test_save_load_roundtrip_and_corrupt_files(blobs, tmp_path):
     np.savez(tmp_path / "other.npz", weights=np.ones(2))
     with pytest.raises(ValueError, match="not a segment model file"):
         GaussianMixture.load(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("n_points, n_features, n_centres", [(1, 1, 1), (700, 3, 5), (5000, 5, 8)])
+def test_kmeans_assignment_matches_a_direct_computation(n_points, n_features, n_centres):
+    """The k-means kernels give every point its nearest centre (ties: the lower index) and the exact weighted sums."""
+    from segment.gmm import init
+
+    rng = np.random.default_rng(n_points)
+    points = np.round(rng.normal(size=(n_points, n_features)) * 3)  # integer coordinates: many ties
+    weights = rng.uniform(0.5, 2.0, n_points)
+    centres = points[rng.choice(n_points, n_centres)] + np.where(np.arange(n_centres)[:, None] % 2, 0.0, 0.5)
+    counts, sums, inertia = init._assign(np.ascontiguousarray(points.T), weights, centres)
+
+    distance = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    nearest = distance.argmin(axis=1)  # argmin keeps the first of equal values
+    expected_counts = np.bincount(nearest, weights=weights, minlength=n_centres)
+    expected_sums = np.stack([np.bincount(nearest, weights=weights * points[:, d], minlength=n_centres)
+                              for d in range(n_features)], axis=1)
+    np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+    assert inertia == pytest.approx(float((weights * distance.min(axis=1)).sum()), rel=1e-12)
