@@ -152,17 +152,35 @@ def kmeans_plusplus_centres(
         # The candidate leaving the smallest weighted sum of squared distances to the nearest centre.
         best_potential = np.inf
         for candidate in candidates:
-            nearer = np.minimum(closest, _squared_distance(columns, points[candidate]))
-            total = _sequential_sum(weights * nearer)
+            nearer, total = _nearer_with(columns, weights, closest, points[candidate])
             if total < best_potential:
                 chosen[k], best_potential, best_closest = candidate, total, nearer
         closest = best_closest
     return points[chosen]
 
 
-def _sequential_sum(values: np.ndarray) -> float:
-    """Sum added in index order, as a loop does (NumPy's ``sum`` adds pairwise, with other rounding)."""
-    return float(np.cumsum(values)[-1]) if len(values) else 0.0
+@njit(cache=True, nogil=True)
+def _nearer_with(columns, weights, closest, centre):
+    """Squared distance of every point to its nearest centre once ``centre`` joins those of ``closest``, and the
+    weighted sum of these distances, added in index order."""
+    D, N = columns.shape
+    nearer = np.empty(N)
+    for d in range(D):
+        values = columns[d]
+        value = centre[d]
+        if d == 0:
+            for i in range(N):
+                gap = values[i] - value
+                nearer[i] = gap * gap
+        else:
+            for i in range(N):
+                gap = values[i] - value
+                nearer[i] += gap * gap
+    total = 0.0
+    for i in range(N):
+        nearer[i] = min(closest[i], nearer[i])
+        total += weights[i] * nearer[i]
+    return nearer, total
 
 
 def _assign(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
