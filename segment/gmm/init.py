@@ -160,22 +160,29 @@ def kmeans_plusplus_centres(
 
 
 @njit(cache=True, nogil=True)
+def _add_squared_gaps(values, value, out, first):
+    """``out = (values - value) ** 2`` for the first feature, else ``out += (values - value) ** 2``.
+
+    1-D arrays: indexing a 2-D array in these loops keeps them from vectorising (4x slower).
+    """
+    if first:
+        for i in range(out.shape[0]):
+            gap = values[i] - value
+            out[i] = gap * gap
+    else:
+        for i in range(out.shape[0]):
+            gap = values[i] - value
+            out[i] += gap * gap
+
+
+@njit(cache=True, nogil=True)
 def _nearer_with(columns, weights, closest, centre):
     """Squared distance of every point to its nearest centre once ``centre`` joins those of ``closest``, and the
     weighted sum of these distances, added in index order."""
     D, N = columns.shape
     nearer = np.empty(N)
     for d in range(D):
-        values = columns[d]
-        value = centre[d]
-        if d == 0:
-            for i in range(N):
-                gap = values[i] - value
-                nearer[i] = gap * gap
-        else:
-            for i in range(N):
-                gap = values[i] - value
-                nearer[i] += gap * gap
+        _add_squared_gaps(columns[d], centre[d], nearer, d == 0)
     total = 0.0
     for i in range(N):
         nearer[i] = min(closest[i], nearer[i])
@@ -249,23 +256,13 @@ def _nearest(columns, centres):
     D, N = columns.shape
     nearest = np.zeros(N, dtype=np.int64)
     best = np.empty(N)
-    # A run of points at a time, one feature after another, over 1-D slices: these loops vectorise.
-    run = 512
+    run = 512  # points at a time, one feature after another
     distance = np.empty(run)
     for start in range(0, N, run):
         n = min(run, N - start)
         for k in range(centres.shape[0]):
             for d in range(D):
-                values = columns[d, start:start + n]
-                centre = centres[k, d]
-                if d == 0:
-                    for i in range(n):
-                        gap = values[i] - centre
-                        distance[i] = gap * gap
-                else:
-                    for i in range(n):
-                        gap = values[i] - centre
-                        distance[i] += gap * gap
+                _add_squared_gaps(columns[d, start:start + n], centres[k, d], distance[:n], d == 0)
             closest = best[start:start + n]
             index = nearest[start:start + n]
             for i in range(n):
