@@ -161,3 +161,30 @@ def test_fit_is_bit_identical_whatever_the_thread_count():
         outputs.append(done.stdout)
     assert len(outputs[0]) > 60_000 * 8
     assert outputs[0] == outputs[1]
+
+
+GENERIC_FIT = textwrap.dedent(
+    """
+    import sys, warnings
+    import numpy as np
+    from segment.gmm import Mixture
+    rng = np.random.default_rng(0)
+    warnings.simplefilter("ignore")
+    out = b""
+    for D, dtype in ((1, np.float64), (2, np.float32)):  # feature counts served by the generic kernels
+        X = (rng.normal(size=(20_000, D)) + rng.integers(4, size=(20_000, 1)) * 3).astype(dtype)
+        model = Mixture(n_components=4, max_iter=20, tol=0, random_state=0).fit(X)
+        labels, confidence = model.label(X)
+        out += model.means_.tobytes() + labels.tobytes() + confidence.tobytes()
+    sys.stdout.buffer.write(out)
+    """
+)
+
+
+def test_fit_is_bit_identical_compiled_or_loaded_from_the_cache(tmp_path):
+    """The first process compiles the kernels into an empty cache, the second loads them: the same fit."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    outputs = [subprocess.run([sys.executable, "-c", GENERIC_FIT], env=env, capture_output=True, check=True).stdout for _ in range(2)]
+    assert any(tmp_path.rglob("*.nbi"))  # the second process had a cache to load
+    assert len(outputs[0]) > 20_000 * 8
+    assert outputs[0] == outputs[1]

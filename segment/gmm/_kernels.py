@@ -104,7 +104,11 @@ def _exp_accumulate_impl(values, shift, total, nb, bits):
     return exp_float32
 
 
-@njit(cache=True, fastmath=FASTMATH)
+# The generic kernels' helpers are inlined into them. Called instead, a kernel compiled in
+# this process and the same kernel loaded from the cache rounded differently (found with
+# "reassoc"; without it they agreed), so the first run after installing fitted other numbers
+# than every later one (tests/test_kernels.py).
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _alloc_block(dtype, D, K):
     """Per-thread work arrays of one block; see the helpers for their roles (``vec`` rows: y or peak, total)."""
     xb = np.empty((D, BLOCK), dtype=dtype)
@@ -117,7 +121,7 @@ def _alloc_block(dtype, D, K):
     return xb, dk, log_prob, vec, bits, best, active
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _load_block(X, start, nb, xb):
     """Copy ``X[start:start + nb]`` transposed into ``xb[:, :nb]``."""
     for i in range(nb):
@@ -125,7 +129,7 @@ def _load_block(X, start, nb, xb):
             xb[d, i] = X[start + i, d]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y, log_prob):
     """Fill ``log_prob[k, :nb]`` with log(weight_k N(x | mean_k, Sigma_k)) + log-prior.
 
@@ -166,7 +170,7 @@ def _block_log_prob(xb, nb, means, prec_chol, log_norm, log_prior, start, dk, y,
                 log_prob[k, i] += log_prior[start + i, k]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_posteriors(nb, log_prob, peak, total, bits, active):
     """Turn ``log_prob[:, :nb]`` into unnormalised posteriors exp(log_prob - peak).
 
@@ -195,7 +199,7 @@ def _block_posteriors(nb, log_prob, peak, total, bits, active):
             log_prob[k, :nb] = 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_argmax(nb, log_prob, best):
     """Write into ``best`` the most probable component of each pixel (the first one on ties)."""
     for i in range(nb):
@@ -208,7 +212,7 @@ def _block_argmax(nb, log_prob, best):
         best[i] = choice
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_log_likelihood(nb, peak, total, group, sample_weight, start):
     """Sum of (weighted) log p(x) = peak + log(total) over a block, in float64.
 
@@ -234,7 +238,7 @@ def _block_log_likelihood(nb, peak, total, group, sample_weight, start):
     return result
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_scale(nb, total, sample_weight, start):
     """Replace the posteriors' sums ``total`` by weight / total: the factor that turns them into weighted responsibilities."""
     one = total.dtype.type(1.0)
@@ -246,13 +250,13 @@ def _block_scale(nb, total, sample_weight, start):
             total[i] = one / total[i]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _product_group(K):
     """Number of per-pixel totals (each at most ``K``) whose product fits in float64."""
     return max(1, int(_LOG2_PRODUCT_LIMIT / math.log2(K + 1)))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _block_statistics(xb, nb, means, resp, scale, active, w, nk, s1, s2):
     """Add one block's sufficient statistics to ``nk`` (K,), ``s1`` (K, D), ``s2`` (K, D, D).
 
