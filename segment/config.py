@@ -37,8 +37,6 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 # shared one a strong bias field swallowed the white matter) and a stronger
 # Potts prior (tuned on brain MRI: docs/mri.md).
 VOLUME_DEFAULTS: dict[str, Any] = {"covariance_type": "full", "smoothing": 0.75}
-
-
 AUTO = "auto"
 # Every file type segment.io reads (what `segment batch` looks for by default).
 IMAGE_SUFFIXES = (

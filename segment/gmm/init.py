@@ -142,7 +142,7 @@ def kmeans_plusplus_centres(
     n_trials = 2 + int(np.log(n_components))
     chosen = np.empty(n_components, dtype=np.int64)
     chosen[0] = weighted_draws(weights, 1, rng)[0]
-    closest = _squared_distance(columns, points[chosen[0]])
+    closest = _nearest(columns, points[chosen[:1]])[1]
     for k in range(1, n_components):
         potential = weights * closest
         if potential.sum() > 0:
@@ -242,11 +242,6 @@ def _lloyd(columns: np.ndarray, weights: np.ndarray, centres: np.ndarray, n_iter
             break
         centres = moved
     return centres
-
-
-def _squared_distance(columns: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Squared distance of every point, given as (D, N) ``columns``, to ``centre``."""
-    return _nearest(columns, centre[np.newaxis])[1]
 
 
 @njit(cache=True, nogil=True)
