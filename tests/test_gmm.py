@@ -180,3 +180,20 @@ def test_kmeans_assignment_matches_a_direct_computation(n_points, n_features, n_
     np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
     np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
     assert inertia == pytest.approx(float((weights * distance.min(axis=1)).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_warm_start_is_the_given_parameters_without_seeding(blobs, covariance_type):
+    from segment.gmm.init import SEEDING_SAMPLE, initial_parameters
+
+    X = np.tile(blobs[0], (SEEDING_SAMPLE // len(blobs[0]) + 1, 1))  # more rows than seeding would keep
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=5).fit(blobs[0])
+    rng = np.random.default_rng(4)
+    params = initial_parameters(
+        X, 3, rng, covariance_type=covariance_type,
+        weights_init=start.weights_, means_init=start.means_, precisions_init=start.precisions_,
+    )
+    np.testing.assert_array_equal(params.weights, start.weights_)
+    np.testing.assert_array_equal(params.means, start.means_)
+    np.testing.assert_allclose(params.covariances, start.covariances_, rtol=1e-10)
+    assert rng.random() == np.random.default_rng(4).random()  # nothing was drawn

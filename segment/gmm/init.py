@@ -311,7 +311,8 @@ def initial_parameters(
     The initial responsibilities (hard assignments to the nearest initial
     mean, or random ones for ``"random"``) of the seeding sample give the
     parameters by one M-step; user-given weights, means or precisions then
-    replace theirs.
+    replace theirs. When all three are given (a warm start) they are the
+    parameters, and no seeding is done.
 
     Parameters
     ----------
@@ -341,6 +342,12 @@ def initial_parameters(
     >>> np.sort(params.means[:, 0]).round(2), params.weights
     (array([ 0.1, 10.1]), array([0.5, 0.5]))
     """
+    if weights_init is not None and means_init is not None and precisions_init is not None:
+        covariances = covariances_from_precisions(precisions_init, covariance_type)
+        return MixtureParameters(
+            np.asarray(weights_init, dtype=np.float64), np.asarray(means_init, dtype=np.float64), covariances,
+            precision_cholesky(covariances, covariance_type),
+        )
     points, weights = seeding_sample(X, sample_weight, rng)
     if init_params == "random" and means_init is None:
         resp = rng.uniform(size=(len(points), n_components))
