@@ -23,6 +23,12 @@ border left out. Criteria compared (``--criteria``):
              the groups (the product's criterion, segment.model_selection); named
              merge@THRESHOLD/RESOLUTION, over a grid of both
   merge-raw  the same on the pixels' own colours
+  pipeline   what segment itself chooses (segment.pipeline.fit_image_model, n_components "auto"):
+             merge@1.5/1.5, then for a colour image merge@1.5/1.5 again on the colours under the
+             light field fitted with the classes first counted
+
+``--shading S`` gives every synthetic image a light field of +-S (default: random, at most
+0.05) to see how the count stands uneven light.
 
 Photos: the first ``--photos`` BSDS500 train images (sorted names): the histogram of
 K chosen. ``--timing`` also runs segment_image with "auto" and with a fixed K.
@@ -31,12 +37,14 @@ Examples
 --------
     python scripts/evaluate_k_auto.py --seeds 1 --json tune.json
     python scripts/evaluate_k_auto.py --seeds 2,3 --criteria bic-full,merge --json report.json
+    python scripts/evaluate_k_auto.py --seeds 2 --criteria merge,pipeline --shading 0.15 --photos 0
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
 import time
@@ -47,8 +55,8 @@ import numpy as np
 from scipy import ndimage
 
 import segment
-from segment import io, model_selection, sampling
-from segment.config import SegmentConfig
+from segment import io, model_selection, pipeline, sampling
+from segment.config import AUTO, SegmentConfig
 from segment.features import FeatureSpec
 from segment.gmm import ConvergenceWarning, Mixture
 from segment.synthetic import class_image, random_settings
@@ -59,7 +67,8 @@ TRUE_K = range(2, 9)
 AUTO_RANGE = (2, 10)
 THRESHOLDS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 RESOLUTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-ALL_CRITERIA = ("bic-full", "bic", "icl", "icl-smooth", "dpgmm", "merge", "merge-raw")
+ALL_CRITERIA = ("bic-full", "bic", "icl", "icl-smooth", "dpgmm", "merge", "merge-raw", "pipeline")
+SHADING: float | None = None  # --shading: the light field of every synthetic image (None: random)
 BSDS = Path(__file__).resolve().parents[2] / "shared" / "bsds500" / "images" / "train"
 
 
@@ -133,6 +142,11 @@ def choices(image: np.ndarray, criteria: tuple[str, ...], seed: int) -> tuple[di
             ).fit(rows)
         out["dpgmm"] = int((dp.weights_ > 0.01).sum())
         seconds["dpgmm"] = time.perf_counter() - start
+    if "pipeline" in criteria:
+        start = time.perf_counter()
+        cfg = SegmentConfig(n_components=AUTO, seed=seed)
+        out["pipeline"] = int(pipeline.fit_image_model(image, spec, None, cfg).n_components)
+        seconds["pipeline"] = time.perf_counter() - start
     for name, rows in (("merge", colours), ("merge-raw", raw)):
         if name not in criteria:
             continue
@@ -156,6 +170,8 @@ def synthetic_cases(seeds: list[int]):
                 for noise_index, (noise_name, noise) in enumerate(NOISE.items()):
                     rng = np.random.default_rng([seed, k, size_index, noise_index])
                     settings = random_settings(rng, noise=noise)
+                    if SHADING is not None:
+                        settings = dataclasses.replace(settings, shading=SHADING)
                     image, _ = class_image(k, shape, rng, settings)
                     yield {"seed": seed, "k": k, "size": f"{shape[1]}x{shape[0]}", "noise": noise_name,
                            "colour": settings.colour, "layout": settings.layout}, image
@@ -186,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--criteria", default=",".join(ALL_CRITERIA))
     parser.add_argument("--sizes", default="all", help="'all' or comma-separated indices into SIZES (0..3)")
     parser.add_argument("--photos", type=int, default=60, help="BSDS500 train photos (0: none)")
+    parser.add_argument("--shading", type=float, default=None, help="light field of every synthetic image, e.g. 0.15 for +-15 %%")
     parser.add_argument("--bsds", type=Path, default=BSDS)
     parser.add_argument("--timing", action="store_true", help="also time segment_image auto against fixed K")
     parser.add_argument("--json", type=Path, help="write every choice and the tables here")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     criteria = tuple(c for c in args.criteria.split(",") if c)
-    global SIZES
+    global SIZES, SHADING
+    SHADING = args.shading
     if args.sizes != "all":
         SIZES = tuple(SIZES[int(i)] for i in args.sizes.split(","))
     rows, seconds = [], collections.defaultdict(list)

@@ -36,6 +36,11 @@ SMOOTHING_REFIT_ITER = 10
 # EM first runs to convergence on a random subset of this many sampled pixels,
 # then on the whole sample from there (see _fit_coarse_to_fine).
 COARSE_FIT_SAMPLE = 25_000
+# -k auto counts the classes of a colour image again under even light when the light field
+# fitted with its first count varies more than this (brightest over darkest) in every band:
+# light from a lamp or a lens dims all bands alike, whereas a field in one band alone is a
+# class's colour taken for light.
+UNEVEN_LIGHT = 1.15
 
 
 class StageTimer:
@@ -508,7 +513,29 @@ def fit_image_model(
     if cfg.n_components == AUTO:
         colour_image = spec.colours(pixels) if feats is None else _colour_map(feats[:, : spec.n_colour], valid, spec.shape)
         selection_colours = model_selection.local_colours(colour_image, valid, flat)
-    return _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram, selection_colours)
+    model = _fit_sample(sample, spec.n_colour, n_pixels, cfg, rng, histogram, selection_colours)
+    if cfg.n_components == AUTO and spec.n_colour >= 3:
+        even_colours = _colours_under_even_light(model, pixels, spec, valid, flat, cfg.seed)
+        if even_colours is not None:
+            model = _fit_sample(sample, spec.n_colour, n_pixels, cfg, np.random.default_rng(cfg.seed), histogram, even_colours)
+    return model
+
+
+def _colours_under_even_light(
+    model: Mixture, pixels: np.ndarray, spec: FeatureSpec, valid: np.ndarray | None, flat: np.ndarray, seed: int
+) -> np.ndarray | None:
+    """The local colours of the pixels ``flat`` with the light field that ``model``'s classes explain best divided out.
+
+    None when that field is nearly even (:data:`UNEVEN_LIGHT`). Uneven light spreads a class
+    over a range of colours that can look like several classes, so ``-k auto`` counts a
+    colour image's classes again on these colours.
+    """
+    unit, unit_spec = spec.unit(pixels), spec.for_working_copy(spec.shape)
+    field, _ = bias.fit_bias_field(model, unit, unit_spec, valid, refit=True, seed=seed)
+    light = field.image()
+    if float((light.max(axis=(0, 1)) / light.min(axis=(0, 1))).min()) <= UNEVEN_LIGHT:
+        return None
+    return model_selection.local_colours(unit_spec.colours(field.correct(unit)), valid, flat)
 
 
 def _fit_sample(

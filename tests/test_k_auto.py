@@ -40,6 +40,14 @@ def test_auto_finds_the_number_of_classes(n_classes, seed, settings):
     assert sorted(map(int, auto["scores"])) == list(range(2, 11))
 
 
+@pytest.mark.parametrize(("n_classes", "seed", "layout"), [(5, 19, "fields"), (6, 15, "ellipses")])
+def test_auto_counts_colour_classes_under_uneven_light(n_classes, seed, layout):
+    # +-20 % light: counted on the colours as they are, these give 9 and 7 classes.
+    settings = ClassImageSettings(layout=layout, noise=4.0, shading=0.2)
+    image, _ = class_image(n_classes, SHAPE, np.random.default_rng(seed), settings)
+    assert segment.segment_image(image, n_components="auto").model.n_components == n_classes
+
+
 def test_auto_in_classes_mode():
     image, truth = class_image(3, SHAPE, np.random.default_rng(5), ClassImageSettings(noise=4.0, colour=False))
     result = segment.segment_image(image, mode="classes", n_components="auto")
