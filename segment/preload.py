@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from segment import threads
+
 _started = threading.Event()
 
 
@@ -39,6 +41,7 @@ def start() -> None:
     from numba.core.registry import cpu_target
 
     def prepare() -> None:
+        threads.leave_signals_to_main()
         try:
             cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2Lab)
             # Dispatchers refresh the target under this lock before their first compile or cache load.

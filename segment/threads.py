@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -93,5 +94,18 @@ def run_parts(kernel: Callable[..., object], n_items: int, *args, min_part: int 
 def _executor() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(available() - 1, 1), thread_name_prefix="segment-kernel")
+        _pool = ThreadPoolExecutor(
+            max_workers=max(available() - 1, 1), thread_name_prefix="segment-kernel", initializer=leave_signals_to_main
+        )
     return _pool
+
+
+def leave_signals_to_main() -> None:
+    """Block Ctrl-C and SIGTERM in this (helper) thread, so that the main thread gets them.
+
+    A signal taken by another thread sets Python's flag but leaves the main
+    thread blocked where it is (reading a pipe, say), so its handler, which
+    stops the run, would not run until that call returned.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
