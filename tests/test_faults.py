@@ -275,6 +275,45 @@ def test_sigterm_stops_segment_fit_without_writing_a_model(tmp_path):
     assert _run(args).returncode == 0 and model.is_file()
 
 
+_SIGNAL_TO_ANOTHER_THREAD = """
+import os, signal, sys, threading, time
+from segment.io import read_image
+
+def stop(signum, frame):
+    raise SystemExit(3)
+
+def signal_from_here():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    time.sleep(1)  # the main thread waits on the pipe by then
+    os.kill(os.getpid(), signal.SIGTERM)  # taken by this thread, the only one that does not block it
+
+signal.signal(signal.SIGTERM, stop)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+threading.Thread(target=signal_from_here).start()
+read_image(sys.argv[1])
+"""
+
+
+def test_a_signal_that_does_not_interrupt_the_read_still_stops_a_wait_on_a_pipe(tmp_path):
+    """Python runs a signal's handler in the main thread only when it next checks for one.
+
+    A signal taken by another thread, or one landing just before a blocking read, never wakes a main
+    thread that already waits on a pipe; the handler must run all the same, soon.
+    """
+    hang = _fifo(tmp_path / "b.png")
+    process = subprocess.Popen([sys.executable, "-c", _SIGNAL_TO_ANOTHER_THREAD, str(hang)], stderr=subprocess.PIPE)
+    writer = _wait_for_reader(hang, process)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("the signal's handler did not run while the main thread waited on the pipe") from None
+    finally:
+        os.close(writer)
+    assert process.returncode == 3, stderr
+
+
 # ------------------------------------------------------------- --timeout
 def test_a_hung_image_times_out_and_the_batch_goes_on(tmp_path):
     """b.png is a FIFO nobody writes to: its decoder blocks for ever, until the time limit."""

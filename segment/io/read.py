@@ -28,6 +28,8 @@ TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs")
 DEFAULT_DPI = 300.0
 # Declared NaN nodata is replaced by this value so that arrays stay finite.
 FLOAT_NODATA = float(np.finfo(np.float32).min)
+# Seconds a pipe is waited on between two checks for a stop signal.
+PIPE_WAIT_STEP = 0.2
 
 
 def read_image(
@@ -288,7 +290,7 @@ def _read_stream(path: Path, page: int, **options) -> tuple[np.ndarray, ImageInf
     """:func:`read_image` of a pipe or device, which can be read once only: its bytes go through a temporary file."""
     import tempfile
 
-    data = _read_bytes(path)
+    data = _read_pipe(path)
     with tempfile.TemporaryDirectory(prefix="segment-stream-") as folder:
         copy = Path(folder) / path.name
         copy.write_bytes(data)
@@ -322,6 +324,42 @@ def _read_bytes(path: Path, size: int = -1) -> bytes:
     if not data:
         raise ImageReadError(path, "empty file")
     return data
+
+
+def _read_pipe(path: Path) -> bytes:
+    """All bytes of a pipe or device, waiting in short steps so that Ctrl-C or SIGTERM stops the wait at once.
+
+    A signal that lands between Python's last check and a blocking ``open`` or
+    ``read`` would leave that call waiting for a writer that may never come.
+    """
+    import selectors
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
+    chunks = []
+    try:
+        # poll, not epoll: epoll refuses devices such as /dev/null.
+        with getattr(selectors, "PollSelector", selectors.SelectSelector)() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                if not selector.select(timeout=PIPE_WAIT_STEP):
+                    continue
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if not chunks:
+        raise ImageReadError(path, "empty file")
+    return b"".join(chunks)
 
 
 def _finite_nodata(image: np.ndarray, info: ImageInfo) -> tuple[np.ndarray, ImageInfo]:
