@@ -197,3 +197,17 @@ def test_a_warm_start_is_the_given_parameters_without_seeding(blobs, covariance_
     np.testing.assert_array_equal(params.means, start.means_)
     np.testing.assert_allclose(params.covariances, start.covariances_, rtol=1e-10)
     assert rng.random() == np.random.default_rng(4).random()  # nothing was drawn
+
+
+def test_kmeans_centres_do_not_depend_on_the_thread_count(monkeypatch):
+    from segment import threads
+    from segment.gmm.init import kmeans_centres
+
+    rng = np.random.default_rng(3)
+    points = np.concatenate([rng.normal(c, 1.0, size=(3000, 4)) for c in (0.0, 3.0, 6.0, 9.0, 12.0)])
+    weights = rng.uniform(0.5, 2.0, size=len(points))
+    monkeypatch.setattr(threads, "available", lambda: 4)
+    with threads.limited(1):
+        one = kmeans_centres(points, weights, 6, np.random.default_rng(0))
+    several = kmeans_centres(points, weights, 6, np.random.default_rng(0))
+    np.testing.assert_array_equal(one, several)

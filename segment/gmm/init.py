@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from segment import threads
 from segment.sampling import random_rows
 from segment.gmm.parameters import MixtureParameters, covariances_from_precisions, precision_cholesky
 from segment.gmm.statistics import SufficientStatistics, m_step
@@ -78,7 +79,9 @@ def kmeans_centres(points: np.ndarray, weights: np.ndarray, n_components: int, r
     nearest chosen centre; a few weighted Lloyd (k-means) iterations then
     move the centres to cluster means. Of ``N_SEEDINGS`` such runs the one
     with the lowest inertia is kept, which makes EM far less prone to poor
-    local optima than a single seeding.
+    local optima than a single seeding. The seedings draw from ``rng`` in
+    turn; their Lloyd iterations run on the kernel threads
+    (:mod:`segment.threads`), with the same result on any number of them.
 
     Parameters
     ----------
@@ -102,11 +105,16 @@ def kmeans_centres(points: np.ndarray, weights: np.ndarray, n_components: int, r
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     columns = np.ascontiguousarray(points.T)
-    runs = [
-        _lloyd(columns, weights, kmeans_plusplus_centres(points, weights, n_components, rng), LLOYD_ITER)
-        for _ in range(N_SEEDINGS)
-    ]
-    return min(runs, key=lambda centres: _assign(columns, weights, centres)[2])
+    seedings = [kmeans_plusplus_centres(points, weights, n_components, rng) for _ in range(N_SEEDINGS)]
+    runs = [None] * N_SEEDINGS
+
+    def refine(start: int, stop: int) -> None:  # the seedings drew from rng in turn; their refinements are independent
+        for i in range(start, stop):
+            centres = _lloyd(columns, weights, seedings[i], LLOYD_ITER)
+            runs[i] = centres, _assign(columns, weights, centres)[2]
+
+    threads.run_parts(refine, N_SEEDINGS)
+    return min(runs, key=lambda run: run[1])[0]
 
 
 def kmeans_plusplus(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
