@@ -327,7 +327,7 @@ def _read_bytes(path: Path, size: int = -1) -> bytes:
 
 
 def _read_pipe(path: Path) -> bytes:
-    """All bytes of a pipe or device, waiting in short steps so that Ctrl-C or SIGTERM stops the wait at once.
+    """All bytes of a pipe or device, waited for in steps of ``PIPE_WAIT_STEP`` s so that a stop signal ends the wait.
 
     A signal that lands between Python's last check and a blocking ``open`` or
     ``read`` would leave that call waiting for a writer that may never come.
