@@ -332,34 +332,37 @@ def _read_pipe(path: Path) -> bytes:
     A signal that lands between Python's last check and a blocking ``open`` or
     ``read`` would leave that call waiting for a writer that may never come.
     """
-    import selectors
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            data = _read_until_closed(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
-    chunks = []
-    try:
-        # poll, not epoll: epoll refuses devices such as /dev/null.
-        with getattr(selectors, "PollSelector", selectors.SelectSelector)() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while True:
-                if not selector.select(timeout=PIPE_WAIT_STEP):
-                    continue
-                try:
-                    chunk = os.read(fd, 1 << 20)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except OSError as exc:
-        raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    if not chunks:
+    if not data:
         raise ImageReadError(path, "empty file")
-    return b"".join(chunks)
+    return data
+
+
+def _read_until_closed(fd: int) -> bytes:
+    """What a non-blocking ``fd`` gives until its writer closes it, polled every ``PIPE_WAIT_STEP`` s."""
+    import selectors
+
+    chunks = []
+    # poll, not epoll: epoll refuses devices such as /dev/null.
+    with getattr(selectors, "PollSelector", selectors.SelectSelector)() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if not selector.select(timeout=PIPE_WAIT_STEP):
+                continue
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
 
 def _finite_nodata(image: np.ndarray, info: ImageInfo) -> tuple[np.ndarray, ImageInfo]:
